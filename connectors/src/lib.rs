@@ -1,0 +1,1 @@
+//! Clients of outside systems: the Okta Users API (with a local simulator) and mail.

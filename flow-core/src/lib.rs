@@ -1,0 +1,2 @@
+//! The flowkit engine: flows, helper calls, stream-to-helper, steps, retries, schedules and
+//! flow history.

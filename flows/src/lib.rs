@@ -1,0 +1,1 @@
+//! The flows bundled with flowkit: the User Status Report.

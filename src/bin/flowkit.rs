@@ -1,0 +1,2 @@
+//! The `flowkit` command-line interface.
+fn main() {}
