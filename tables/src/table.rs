@@ -1,0 +1,624 @@
+//! Table handles and the row operations of Okta's table cards.
+//!
+//! [`Table`] works on the table's current generation; [`Generation`](crate::Generation) offers
+//! the same reads and inserts on a generation being filled. Both delegate to [`Content`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use crate::changes::{Generation, GenerationId, PendingGeneration};
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::filter::{sort_cmp, Compiled, Filter, Order, Query};
+use crate::row::{Cells, Row, RowId, UpdateEmpty};
+use crate::schema::{now_ms, TableDef};
+use crate::store::{GenTree, Store};
+use crate::value::{Column, Value};
+
+/// Rows written per sled batch by the bulk operations.
+pub(crate) const BATCH_ROWS: usize = 10_000;
+
+/// A handle on a named table. Cheap to clone.
+///
+/// Every operation works on the table's current generation at the time it starts: a
+/// [`Table::clear`] or a [`Changes::replace_contents`](crate::Changes::replace_contents) that
+/// happens meanwhile does not disturb a search in progress (it keeps reading the old rows).
+#[derive(Clone)]
+pub struct Table {
+    store: Store,
+    def: Arc<TableDef>,
+}
+
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Table")
+            .field("name", &self.def.name)
+            .field("columns", &self.def.columns)
+            .finish()
+    }
+}
+
+impl Table {
+    pub(crate) fn new(store: Store, def: Arc<TableDef>) -> Table {
+        Table { store, def }
+    }
+
+    pub(crate) fn def(&self) -> &Arc<TableDef> {
+        &self.def
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn content(&self) -> Result<Content> {
+        let state = self.store.checked_state(&self.def)?;
+        Ok(Content {
+            def: state.def,
+            gen: state.current,
+        })
+    }
+
+    /// The table name.
+    pub fn name(&self) -> &str {
+        &self.def.name
+    }
+
+    /// The columns, in order.
+    pub fn columns(&self) -> &[Column] {
+        &self.def.columns
+    }
+
+    /// Okta's Create Row: a new row with a fresh id; columns not given are empty.
+    pub fn create_row(&self, values: &(impl Cells + ?Sized)) -> Result<RowId> {
+        self.content()?.create_row(values)
+    }
+
+    /// Creates many rows (checked first, then written in batches of 10,000). Returns their ids.
+    pub fn create_rows<C: Cells>(&self, rows: impl IntoIterator<Item = C>) -> Result<Vec<RowId>> {
+        self.content()?.create_rows(rows)
+    }
+
+    /// Bulk insert of rows given as one value per column, in column order, each with a fresh
+    /// id. Rows are written in batches of 10,000 as they come; on an invalid row the error
+    /// names it and the batches already written stay. Returns the number of rows written.
+    pub fn insert_rows<R: AsRef<[Value]>>(&self, rows: impl IntoIterator<Item = R>) -> Result<u64> {
+        self.content()?.insert_rows(rows)
+    }
+
+    /// Writes a row with the given id, replacing any row that has it (columns not given are
+    /// empty).
+    pub fn upsert_row(
+        &self,
+        row_id: impl Into<RowId>,
+        values: &(impl Cells + ?Sized),
+    ) -> Result<()> {
+        self.content()?.upsert_row(row_id.into(), values)
+    }
+
+    /// Okta's Get Row: the row with this id, if any.
+    pub fn get(&self, row_id: impl AsRef<str>) -> Result<Option<Row>> {
+        self.content()?.get(row_id.as_ref())
+    }
+
+    /// Okta's Search Rows, without the row cap: an iterator over the matching rows.
+    ///
+    /// Rows are decoded one at a time as the iterator advances, except when `query.sort` is
+    /// set: then every matching row is read and sorted in memory first.
+    pub fn search(&self, query: &Query) -> Result<Rows> {
+        self.content()?.search(query)
+    }
+
+    /// Number of rows matching `filter`, in one pass over the encoded rows.
+    pub fn count(&self, filter: &Filter) -> Result<u64> {
+        self.content()?.count(filter)
+    }
+
+    /// Number of rows per value of `column` (optionally among rows matching `filter`), in one
+    /// pass. Keys are the values as text ([`Value`]'s `Display`: numbers without `.0`, dates
+    /// in Okta's form); empty cells are counted under `""`.
+    pub fn count_by(&self, column: &str, filter: Option<&Filter>) -> Result<BTreeMap<String, u64>> {
+        self.content()?.count_by(column, filter)
+    }
+
+    /// Okta's Update Row: sets the given columns of row `row_id` and refreshes
+    /// `system.updated`. With [`UpdateEmpty::Skip`], empty inputs leave their cells alone.
+    /// Returns the updated row; [`Error::NoSuchRow`] if there is none.
+    pub fn update_row(
+        &self,
+        row_id: impl AsRef<str>,
+        values: &(impl Cells + ?Sized),
+        empty: UpdateEmpty,
+    ) -> Result<Row> {
+        self.content()?.update_row(row_id.as_ref(), values, empty)
+    }
+
+    /// Updates every row matching `filter`; returns how many. Written in batches of 10,000
+    /// rows, each atomic.
+    pub fn update_where(
+        &self,
+        filter: &Filter,
+        values: &(impl Cells + ?Sized),
+        empty: UpdateEmpty,
+    ) -> Result<u64> {
+        self.content()?.update_where(filter, values, empty)
+    }
+
+    /// Okta's Delete Row. Returns false if there was no such row.
+    pub fn delete_row(&self, row_id: impl AsRef<str>) -> Result<bool> {
+        self.content()?.delete_row(row_id.as_ref())
+    }
+
+    /// Deletes every row matching `filter`; returns how many (batches of 10,000, each atomic).
+    pub fn delete_where(&self, filter: &Filter) -> Result<u64> {
+        self.content()?.delete_where(filter)
+    }
+
+    /// Okta's Clear Table: switches the table to a new, empty generation tree and drops the
+    /// old tree, instead of deleting rows one by one.
+    pub fn clear(&self) -> Result<()> {
+        self.store.clear_table(&self.def)
+    }
+
+    /// Number of rows (reads every key).
+    pub fn len(&self) -> Result<u64> {
+        Ok(self.content()?.len())
+    }
+
+    /// True if the table has no rows.
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.content()?.gen.tree.is_empty())
+    }
+
+    /// Starts a new generation of this table: an empty tree, invisible to readers, registered
+    /// as pending so that it survives a restart ([`Table::resume_generation`]).
+    pub fn begin_generation(&self) -> Result<Generation> {
+        let gen = self.store.new_pending(&self.def.name)?;
+        Ok(Generation::new(self.clone(), gen))
+    }
+
+    /// Reopens a pending generation of this table, e.g. after a restart.
+    pub fn resume_generation(&self, id: &GenerationId) -> Result<Generation> {
+        self.content()?;
+        let gen = self.store.pending(&self.def.name, id)?;
+        Ok(Generation::new(self.clone(), gen))
+    }
+
+    /// The pending generations of this table, oldest first.
+    pub fn pending_generations(&self) -> Result<Vec<PendingGeneration>> {
+        Ok(self
+            .store
+            .pending_of(&self.def.name)?
+            .into_iter()
+            .map(|(id, meta)| PendingGeneration {
+                id,
+                created_ms: meta.created_ms,
+            })
+            .collect())
+    }
+
+    /// Imports an Okta table CSV (see [`crate::csv_io`]): all rows or none.
+    pub fn import_csv(&self, reader: impl std::io::Read) -> Result<crate::ImportSummary> {
+        self.content()?.import_csv(reader)
+    }
+
+    /// Exports the table as an Okta table CSV, neutralising formula-like text cells
+    /// (see [`crate::csv_io`]).
+    pub fn export_csv(&self, writer: impl std::io::Write) -> Result<u64> {
+        self.content()?
+            .export_csv(writer, crate::ExportOptions::default())
+    }
+
+    /// Exports the table as CSV with explicit options.
+    pub fn export_csv_with(
+        &self,
+        writer: impl std::io::Write,
+        options: crate::ExportOptions,
+    ) -> Result<u64> {
+        self.content()?.export_csv(writer, options)
+    }
+}
+
+/// One generation's rows with the table's definition: what every operation works on.
+#[derive(Clone)]
+pub(crate) struct Content {
+    pub(crate) def: Arc<TableDef>,
+    pub(crate) gen: Arc<GenTree>,
+}
+
+fn check_id(def: &TableDef, id: &str) -> Result<()> {
+    if id.is_empty() {
+        return Err(Error::InvalidRowId {
+            table: def.name.clone(),
+            row_id: id.to_owned(),
+            reason: "a row id cannot be empty".into(),
+        });
+    }
+    Ok(())
+}
+
+impl Content {
+    fn tree(&self) -> &sled::Tree {
+        &self.gen.tree
+    }
+
+    pub(crate) fn create_row(&self, values: &(impl Cells + ?Sized)) -> Result<RowId> {
+        let cells = self.def.positional(values)?;
+        let id = RowId::generate();
+        self.tree()
+            .insert(id.as_str(), codec::encode_row(now_ms(), &cells))?;
+        Ok(id)
+    }
+
+    pub(crate) fn upsert_row(&self, id: RowId, values: &(impl Cells + ?Sized)) -> Result<()> {
+        check_id(&self.def, id.as_str())?;
+        let cells = self.def.positional(values)?;
+        self.tree()
+            .insert(id.as_str(), codec::encode_row(now_ms(), &cells))?;
+        Ok(())
+    }
+
+    pub(crate) fn create_rows<C: Cells>(
+        &self,
+        rows: impl IntoIterator<Item = C>,
+    ) -> Result<Vec<RowId>> {
+        let now = now_ms();
+        let encoded = rows
+            .into_iter()
+            .map(|r| {
+                let cells = self.def.positional(&r)?;
+                Ok((RowId::generate(), codec::encode_row(now, &cells)))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for chunk in encoded.chunks(BATCH_ROWS) {
+            let mut batch = sled::Batch::default();
+            for (id, bytes) in chunk {
+                batch.insert(id.as_str(), bytes.as_slice());
+            }
+            self.tree().apply_batch(batch)?;
+        }
+        Ok(encoded.into_iter().map(|(id, _)| id).collect())
+    }
+
+    pub(crate) fn insert_rows<R: AsRef<[Value]>>(
+        &self,
+        rows: impl IntoIterator<Item = R>,
+    ) -> Result<u64> {
+        let now = now_ms();
+        let mut batch = sled::Batch::default();
+        let mut in_batch = 0usize;
+        let mut written = 0u64;
+        for row in rows {
+            let values = row.as_ref();
+            self.def.check_positional(values)?;
+            let id = RowId::generate();
+            batch.insert(id.as_str(), codec::encode_row(now, values));
+            in_batch += 1;
+            if in_batch == BATCH_ROWS {
+                self.tree().apply_batch(std::mem::take(&mut batch))?;
+                written += in_batch as u64;
+                in_batch = 0;
+            }
+        }
+        if in_batch > 0 {
+            self.tree().apply_batch(batch)?;
+            written += in_batch as u64;
+        }
+        Ok(written)
+    }
+
+    pub(crate) fn get(&self, id: &str) -> Result<Option<Row>> {
+        match self.tree().get(id)? {
+            None => Ok(None),
+            Some(bytes) => Ok(Some(self.decode(id.as_bytes(), &bytes)?)),
+        }
+    }
+
+    pub(crate) fn decode(&self, key: &[u8], bytes: &[u8]) -> Result<Row> {
+        let (updated, values) = self.def.decode(key, bytes)?;
+        let id = std::str::from_utf8(key)
+            .map_err(|_| self.def.corrupt(key, "row id is not UTF-8".into()))?;
+        Ok(Row::new(
+            RowId::from(id),
+            updated,
+            values,
+            self.def.columns.clone(),
+        ))
+    }
+
+    fn compile(&self, filter: Option<&Filter>) -> Result<Option<Compiled>> {
+        filter.map(|f| f.compile(&self.def)).transpose()
+    }
+
+    /// Calls `f` with each row (key, bytes) that matches `filter`, stopping on error.
+    fn scan(
+        &self,
+        filter: Option<&Compiled>,
+        mut f: impl FnMut(&[u8], codec::RawRow<'_>) -> Result<()>,
+    ) -> Result<()> {
+        for item in self.tree().iter() {
+            let (key, bytes) = item?;
+            let raw = self.def.raw(&key, &bytes)?;
+            if let Some(filter) = filter {
+                if !filter
+                    .matches(&raw)
+                    .map_err(|d| self.def.corrupt(&key, d))?
+                {
+                    continue;
+                }
+            }
+            f(&key, raw)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn search(&self, query: &Query) -> Result<Rows> {
+        let filter = self.compile(query.filter.as_ref())?;
+        match &query.sort {
+            None => Ok(Rows {
+                inner: RowsInner::Lazy(Box::new(LazyRows {
+                    iter: self.tree().iter(),
+                    content: self.clone(),
+                    filter,
+                    skip: query.offset,
+                    remaining: query.limit,
+                })),
+            }),
+            Some((column, order)) => {
+                let index = self
+                    .def
+                    .columns
+                    .iter()
+                    .position(|c| &c.name == column)
+                    .ok_or_else(|| Error::InvalidFilter {
+                        table: self.def.name.clone(),
+                        column: column.clone(),
+                        reason: "cannot sort by a column the table does not have".into(),
+                    })?;
+                let mut rows = Vec::new();
+                self.scan(filter.as_ref(), |key, raw| {
+                    let values = raw.values().map_err(|d| self.def.corrupt(key, d))?;
+                    let id = String::from_utf8_lossy(key).into_owned();
+                    rows.push(Row::new(
+                        RowId::from(id),
+                        raw.updated_ms(),
+                        values,
+                        self.def.columns.clone(),
+                    ));
+                    Ok(())
+                })?;
+                let order: Order = *order;
+                rows.sort_by(|a, b| sort_cmp(&a.values[index], &b.values[index], order));
+                let rows: Vec<Row> = rows
+                    .into_iter()
+                    .skip(query.offset)
+                    .take(query.limit.unwrap_or(usize::MAX))
+                    .collect();
+                Ok(Rows {
+                    inner: RowsInner::Sorted(rows.into_iter()),
+                })
+            }
+        }
+    }
+
+    pub(crate) fn count(&self, filter: &Filter) -> Result<u64> {
+        let filter = filter.compile(&self.def)?;
+        let mut n = 0u64;
+        self.scan(Some(&filter), |_, _| {
+            n += 1;
+            Ok(())
+        })?;
+        Ok(n)
+    }
+
+    pub(crate) fn count_by(
+        &self,
+        column: &str,
+        filter: Option<&Filter>,
+    ) -> Result<BTreeMap<String, u64>> {
+        let index = self
+            .def
+            .columns
+            .iter()
+            .position(|c| c.name == column)
+            .ok_or_else(|| Error::InvalidFilter {
+                table: self.def.name.clone(),
+                column: column.to_owned(),
+                reason: "cannot count by a column the table does not have".into(),
+            })?;
+        let filter = self.compile(filter)?;
+        // Counted by the cell's raw bytes (equal bytes, equal values): no decoding per row.
+        let mut raw_counts: HashMap<Vec<u8>, u64> = HashMap::new();
+        self.scan(filter.as_ref(), |key, raw| {
+            let cell = raw.raw_cell(index).map_err(|d| self.def.corrupt(key, d))?;
+            match raw_counts.get_mut(cell) {
+                Some(n) => *n += 1,
+                None => {
+                    raw_counts.insert(cell.to_vec(), 1);
+                }
+            }
+            Ok(())
+        })?;
+        let mut counts = BTreeMap::new();
+        for (raw, n) in raw_counts {
+            let value = codec::decode_raw_cell(&raw).map_err(|d| self.def.corrupt(b"", d))?;
+            *counts.entry(value.to_string()).or_insert(0) += n;
+        }
+        Ok(counts)
+    }
+
+    pub(crate) fn update_row(
+        &self,
+        id: &str,
+        values: &(impl Cells + ?Sized),
+        empty: UpdateEmpty,
+    ) -> Result<Row> {
+        let set = self.def.update_set(values)?;
+        loop {
+            let old = self.tree().get(id)?.ok_or_else(|| Error::NoSuchRow {
+                table: self.def.name.clone(),
+                row_id: id.to_owned(),
+            })?;
+            let new = self.def.merge(id.as_bytes(), &old, &set, empty, now_ms())?;
+            if self
+                .tree()
+                .compare_and_swap(id, Some(&old), Some(new.as_slice()))?
+                .is_ok()
+            {
+                return self.decode(id.as_bytes(), &new);
+            }
+        }
+    }
+
+    pub(crate) fn update_where(
+        &self,
+        filter: &Filter,
+        values: &(impl Cells + ?Sized),
+        empty: UpdateEmpty,
+    ) -> Result<u64> {
+        let filter = filter.compile(&self.def)?;
+        let set = self.def.update_set(values)?;
+        let now = now_ms();
+        let mut batch = sled::Batch::default();
+        let mut pending = 0usize;
+        let mut n = 0u64;
+        let tree = self.tree().clone();
+        self.scan(Some(&filter), |key, raw| {
+            let mut values = raw.values().map_err(|d| self.def.corrupt(key, d))?;
+            for (i, v) in &set {
+                if !(empty == UpdateEmpty::Skip && v.is_empty()) {
+                    values[*i] = v.clone();
+                }
+            }
+            batch.insert(key, codec::encode_row(now, &values));
+            pending += 1;
+            n += 1;
+            if pending == BATCH_ROWS {
+                tree.apply_batch(std::mem::take(&mut batch))?;
+                pending = 0;
+            }
+            Ok(())
+        })?;
+        if pending > 0 {
+            tree.apply_batch(batch)?;
+        }
+        Ok(n)
+    }
+
+    pub(crate) fn delete_row(&self, id: &str) -> Result<bool> {
+        Ok(self.tree().remove(id)?.is_some())
+    }
+
+    pub(crate) fn delete_where(&self, filter: &Filter) -> Result<u64> {
+        let filter = filter.compile(&self.def)?;
+        let mut batch = sled::Batch::default();
+        let mut pending = 0usize;
+        let mut n = 0u64;
+        let tree = self.tree().clone();
+        self.scan(Some(&filter), |key, _| {
+            batch.remove(key);
+            pending += 1;
+            n += 1;
+            if pending == BATCH_ROWS {
+                tree.apply_batch(std::mem::take(&mut batch))?;
+                pending = 0;
+            }
+            Ok(())
+        })?;
+        if pending > 0 {
+            tree.apply_batch(batch)?;
+        }
+        Ok(n)
+    }
+
+    pub(crate) fn len(&self) -> u64 {
+        self.tree().len() as u64
+    }
+}
+
+/// The rows of a search, in row id order or sorted. Yields an error (and then stops) if a row
+/// cannot be read.
+pub struct Rows {
+    inner: RowsInner,
+}
+
+impl std::fmt::Debug for Rows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rows").finish_non_exhaustive()
+    }
+}
+
+struct LazyRows {
+    iter: sled::Iter,
+    /// Keeps the generation's tree alive while iterating.
+    content: Content,
+    filter: Option<Compiled>,
+    skip: usize,
+    remaining: Option<usize>,
+}
+
+enum RowsInner {
+    Lazy(Box<LazyRows>),
+    Sorted(std::vec::IntoIter<Row>),
+    Done,
+}
+
+impl Rows {
+    fn next_lazy(&mut self) -> Option<Result<Row>> {
+        let RowsInner::Lazy(lazy) = &mut self.inner else {
+            return None;
+        };
+        let LazyRows {
+            iter,
+            content,
+            filter,
+            skip,
+            remaining,
+        } = &mut **lazy;
+        if *remaining == Some(0) {
+            return None;
+        }
+        for item in iter.by_ref() {
+            let (key, bytes) = match item {
+                Ok(kv) => kv,
+                Err(e) => return Some(Err(e.into())),
+            };
+            let raw = match content.def.raw(&key, &bytes) {
+                Ok(raw) => raw,
+                Err(e) => return Some(Err(e)),
+            };
+            if let Some(f) = filter {
+                match f.matches(&raw) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(d) => return Some(Err(content.def.corrupt(&key, d))),
+                }
+            }
+            if *skip > 0 {
+                *skip -= 1;
+                continue;
+            }
+            if let Some(r) = remaining {
+                *r -= 1;
+            }
+            return Some(content.decode(&key, &bytes));
+        }
+        None
+    }
+}
+
+impl Iterator for Rows {
+    type Item = Result<Row>;
+
+    fn next(&mut self) -> Option<Result<Row>> {
+        let next = match &mut self.inner {
+            RowsInner::Sorted(rows) => rows.next().map(Ok),
+            RowsInner::Lazy(_) => self.next_lazy(),
+            RowsInner::Done => None,
+        };
+        if matches!(next, None | Some(Err(_))) {
+            self.inner = RowsInner::Done;
+        }
+        next
+    }
+}
