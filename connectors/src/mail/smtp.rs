@@ -234,8 +234,12 @@ impl SmtpMailer {
                 return Err(self.tls_error("the server does not offer STARTTLS".into()));
             }
             if let Err(e) = connection.starttls(tls, &self.hello).await {
-                connection.abort().await;
-                return Err(self.connect_error(&e));
+                // A failed upgrade leaves lettre's stream unusable (even for QUIT): just drop it.
+                drop(connection);
+                return Err(match self.connect_error(&e) {
+                    Error::Connect { reason, .. } => self.tls_error(reason),
+                    other => other,
+                });
             }
         }
 
@@ -351,7 +355,10 @@ impl SmtpMailer {
         if error.is_timeout() {
             return self.timeout();
         }
-        if error.is_tls() {
+        // rustls failures (bad certificate, handshake) surface as InvalidData I/O errors.
+        let tls_failure =
+            self.tls.is_some() && io_kind(error) == Some(std::io::ErrorKind::InvalidData);
+        if error.is_tls() || tls_failure {
             return self.tls_error(chain(error));
         }
         if error.status().is_some() {
@@ -454,8 +461,11 @@ fn chain(error: &SmtpError) -> String {
     let mut text = error.to_string();
     let mut source = std::error::Error::source(error).and_then(|s| s.source());
     while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
+        let inner_text = inner.to_string();
+        if !text.contains(&inner_text) {
+            text.push_str(": ");
+            text.push_str(&inner_text);
+        }
         source = inner.source();
     }
     text

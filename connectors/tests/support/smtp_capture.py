@@ -1,13 +1,13 @@
 """Test-only SMTP server for the connectors mail tests (aiosmtpd 1.4.6).
 
 Usage: python3 smtp_capture.py --port P --out DIR [--user U --password PW]
-       [--token TOKEN] [--reject ADDRESS ...] [--tls-cert PEM --tls-key PEM]
+       [--token TOKEN] [--reject ADDRESS ...] [--tls-cert PEM --tls-key PEM [--implicit-tls]]
 
 Every accepted message is written as DIR/<n>.eml (the DATA exactly as received)
 and DIR/<n>.json (MAIL FROM, RCPT TO list, the AUTH mechanism and credentials
 the server saw, and whether the session was encrypted). Prints "ready" once it
 listens. With --tls-cert/--tls-key the server offers STARTTLS and requires it
-before MAIL and AUTH. RCPT TO for a --reject address is answered with 550.
+before MAIL and AUTH (with --implicit-tls it speaks TLS from the first byte). RCPT TO for a --reject address is answered with 550.
 """
 
 import argparse
@@ -36,6 +36,7 @@ p.add_argument("--token")
 p.add_argument("--reject", action="append", default=[])
 p.add_argument("--tls-cert")
 p.add_argument("--tls-key")
+p.add_argument("--implicit-tls", action="store_true")
 a = p.parse_args()
 os.makedirs(a.out, exist_ok=True)
 counter = itertools.count(1)
@@ -58,7 +59,9 @@ class Handler:
             "auth_mechanism": auth.get("mechanism"),
             "auth_login": auth.get("login"),
             "auth_secret": auth.get("secret"),
-            "encrypted": session.ssl is not None,
+            "encrypted": session.ssl is not None
+            or server.transport.get_extra_info("ssl_object") is not None,
+            "client_port": session.peer[1] if session.peer else None,
         }
         with open(os.path.join(a.out, f"{n}.eml.tmp"), "wb") as f:
             f.write(envelope.original_content or envelope.content)
@@ -100,7 +103,10 @@ kwargs = {}
 if a.tls_cert:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(a.tls_cert, a.tls_key)
-    kwargs.update(tls_context=ctx, require_starttls=True, auth_require_tls=True)
+    if a.implicit_tls:
+        kwargs.update(ssl_context=ctx, auth_require_tls=False)
+    else:
+        kwargs.update(tls_context=ctx, require_starttls=True, auth_require_tls=True)
 else:
     kwargs.update(auth_require_tls=False)
 
