@@ -1,0 +1,1 @@
+//! A local Okta-compatible server (work in progress).
