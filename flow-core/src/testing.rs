@@ -64,10 +64,8 @@ impl TestEngine {
     /// Registers `flow` if no flow of its name is registered yet, runs it as a main flow, and
     /// returns its output with the history tree of the run.
     ///
-    /// # Panics
-    ///
-    /// If the run left no history record (test helper only).
-    #[allow(clippy::expect_used)]
+    /// (This shadows [`Engine::run`] on the dereferenced engine; use
+    /// [`TestEngine::run_registered`] or [`TestEngine::engine`] for already registered flows.)
     pub async fn run<F: Flow>(&self, flow: F, input: F::Input) -> TestRun<F::Output> {
         if !self
             .engine
@@ -77,6 +75,17 @@ impl TestEngine {
         {
             let _ = self.engine.register(flow);
         }
+        self.run_registered::<F>(input).await
+    }
+
+    /// Runs the registered flow `F` as a main flow and returns its output with the history
+    /// tree of the run.
+    ///
+    /// # Panics
+    ///
+    /// If the run could not start or left no history record (test helper only).
+    #[allow(clippy::expect_used)]
+    pub async fn run_registered<F: Flow>(&self, input: F::Input) -> TestRun<F::Output> {
         let handle = self.engine.start::<F>(input).expect("flow can be started");
         let id = handle.id();
         let output = handle.join().await.map(|run| run.output);
