@@ -207,7 +207,7 @@ impl FlowContext {
                     Some(limit) => match tokio::time::timeout(limit, work).await {
                         Ok(result) => result.map_err(Into::into),
                         Err(_) => Err(FlowError::Timeout {
-                            what: format!("step '{name}'"),
+                            what: "attempt".to_owned(),
                             after: limit,
                         }),
                     },

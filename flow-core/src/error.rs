@@ -57,7 +57,7 @@ pub enum FlowError {
     /// A step attempt or a whole flow ran longer than its time limit.
     #[error("{what} timed out after {after:?}")]
     Timeout {
-        /// What timed out, e.g. `step 'Fetch page'` or `flow 'Report'`.
+        /// What timed out: `attempt` (of a step) or `flow 'Report'`.
         what: String,
         /// The limit that was exceeded.
         after: Duration,

@@ -521,3 +521,118 @@ fn process_alive(pid: u32) -> bool {
 fn process_alive(_pid: u32) -> bool {
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record_at(days_ago: i64, parent: Option<ExecutionId>, status: Status) -> ExecutionRecord {
+        let started = Utc::now() - chrono::Duration::days(days_ago);
+        let millis = u64::try_from(started.timestamp_millis()).unwrap();
+        let ts = uuid::Timestamp::from_unix(
+            uuid::NoContext,
+            millis / 1000,
+            u32::try_from(millis % 1000).unwrap() * 1_000_000,
+        );
+        let id = ExecutionId(Uuid::new_v7(ts));
+        let mut record = ExecutionRecord::new(
+            id,
+            parent,
+            parent.unwrap_or(id),
+            format!("flow {days_ago}"),
+            Trigger::Manual,
+            serde_json::Value::Null,
+        );
+        record.started_at = started;
+        history_write_status(&mut record, status);
+        record
+    }
+
+    fn history_write_status(record: &mut ExecutionRecord, status: Status) {
+        record.status = status;
+        if status != Status::Running {
+            record.ended_at = Some(record.started_at);
+        }
+    }
+
+    fn history() -> History {
+        History::new(&tables::Store::temporary().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn prune_by_age_removes_old_main_executions_with_their_children() {
+        let history = history();
+        let old = record_at(40, None, Status::Running);
+        history.write(&old).unwrap();
+        let old_child = record_at(40, Some(old.id), Status::Running);
+        history.write(&old_child).unwrap();
+        let mut old_done = old.clone();
+        old_done.status = Status::Succeeded;
+        history.write(&old_done).unwrap();
+        let mut old_child_done = old_child.clone();
+        old_child_done.status = Status::Succeeded;
+        history.write(&old_child_done).unwrap();
+
+        let still_running = record_at(35, None, Status::Running);
+        history.write(&still_running).unwrap();
+        let recent = record_at(2, None, Status::Running);
+        history.write(&recent).unwrap();
+
+        let retention = Retention {
+            max_age: Some(Duration::from_secs(30 * 24 * 3600)),
+            max_count: None,
+        };
+        assert_eq!(history.prune(&retention).unwrap(), 2);
+        assert!(history.get(old.id).unwrap().is_none());
+        assert!(history.get(old_child.id).unwrap().is_none());
+        assert!(history.children(old.id).unwrap().is_empty());
+        assert!(
+            history.get(still_running.id).unwrap().is_some(),
+            "running records are kept"
+        );
+        assert!(history.get(recent.id).unwrap().is_some());
+        assert_eq!(history.recent_main(10).unwrap().len(), 2);
+        // Nothing more to do.
+        assert_eq!(history.prune(&retention).unwrap(), 0);
+    }
+
+    #[test]
+    fn ids_sort_by_start_time() {
+        let older = record_at(3, None, Status::Succeeded);
+        let newer = record_at(1, None, Status::Succeeded);
+        assert!(older.id < newer.id);
+        assert!(ExecutionId::new() > newer.id);
+        let parsed: ExecutionId = newer.id.to_string().parse().unwrap();
+        assert_eq!(parsed, newer.id);
+    }
+
+    #[test]
+    fn abandoned_records_of_dead_processes_are_marked_failed() {
+        let history = history();
+        let mut dead = record_at(1, None, Status::Running);
+        // Pids are below 2^22 on Linux; this one cannot exist.
+        dead.pid = u32::MAX - 1;
+        history.write(&dead).unwrap();
+        let mine = record_at(1, None, Status::Running);
+        history.write(&mine).unwrap();
+        let mut finished = record_at(1, None, Status::Succeeded);
+        finished.pid = u32::MAX - 1;
+        history.write(&finished).unwrap();
+
+        let marked = history.mark_abandoned().unwrap();
+        if cfg!(target_os = "linux") {
+            assert_eq!(marked, 1);
+            let dead = history.get(dead.id).unwrap().unwrap();
+            assert_eq!(dead.status, Status::Failed);
+            assert!(dead.error.unwrap()[0].starts_with("abandoned"));
+        }
+        assert_eq!(
+            history.get(mine.id).unwrap().unwrap().status,
+            Status::Running
+        );
+        assert_eq!(
+            history.get(finished.id).unwrap().unwrap().status,
+            Status::Succeeded
+        );
+    }
+}
