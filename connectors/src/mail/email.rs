@@ -159,7 +159,7 @@ impl Email {
             let duplicate = recipients.iter().any(|seen| {
                 seen.email
                     .to_string()
-                    .eq_ignore_ascii_case(&mailbox.email.to_string())
+                    .eq_ignore_ascii_case(mailbox.email.as_ref())
             });
             if !duplicate {
                 recipients.push(mailbox);

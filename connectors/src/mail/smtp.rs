@@ -78,7 +78,7 @@ impl SmtpAuth {
 }
 
 /// Where and how to reach the SMTP server.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct SmtpConfig {
     /// Host name or IP address.
     pub host: String,
@@ -112,6 +112,27 @@ impl SmtpConfig {
             max_idle_connections: 2,
             idle_timeout: Duration::from_secs(60),
         }
+    }
+}
+
+impl fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("auth", &self.auth)
+            .field("timeout", &self.timeout)
+            .field(
+                "extra_root_pem",
+                &self
+                    .extra_root_pem
+                    .as_ref()
+                    .map(|pem| format!("{} bytes", pem.len())),
+            )
+            .field("max_idle_connections", &self.max_idle_connections)
+            .field("idle_timeout", &self.idle_timeout)
+            .finish()
     }
 }
 
@@ -152,6 +173,12 @@ impl SmtpMailer {
             SmtpSecurity::StartTls | SmtpSecurity::ImplicitTls => {
                 let mut builder = TlsParameters::builder(config.host.clone());
                 if let Some(pem) = &config.extra_root_pem {
+                    if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+                        return Err(Error::InvalidConfig {
+                            setting: "extra root certificate".into(),
+                            reason: "no PEM certificate (-----BEGIN CERTIFICATE-----) found".into(),
+                        });
+                    }
                     let certificate =
                         Certificate::from_pem(pem).map_err(|e| Error::InvalidConfig {
                             setting: "extra root certificate".into(),

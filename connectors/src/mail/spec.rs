@@ -192,6 +192,12 @@ pub fn mailer_from_spec(
             setting: format!("FLOWKIT_SMTP_CA_FILE ({path})"),
             reason: format!("cannot read the certificate: {e}"),
         })?;
+        if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+            return Err(Error::InvalidConfig {
+                setting: format!("FLOWKIT_SMTP_CA_FILE ({path})"),
+                reason: "the file holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into(),
+            });
+        }
         config.extra_root_pem = Some(pem);
     }
     Ok(Arc::new(SmtpMailer::new(config)?))
