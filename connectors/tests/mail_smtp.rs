@@ -290,3 +290,28 @@ async fn implicit_tls_with_an_untrusted_certificate_is_a_tls_error() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn a_silent_server_is_a_timeout_naming_the_server() {
+    // Accepts the TCP connection but never sends the SMTP greeting.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let holder = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        drop(stream);
+    });
+    let mut config = SmtpConfig::new("127.0.0.1", port, SmtpSecurity::Plaintext);
+    config.timeout = Duration::from_secs(1);
+    let err = SmtpMailer::new(config)
+        .unwrap()
+        .send(&sample_email())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Timeout { server, .. } if *server == format!("127.0.0.1:{port}")),
+        "{err:?}"
+    );
+    assert!(err.is_retryable());
+    holder.join().unwrap();
+}
