@@ -95,7 +95,10 @@ impl Schedule {
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let local_after = after.with_timezone(&self.tz).naive_local();
         // Fast path: no offset change near `after`, and the next local match maps to one instant.
-        let quiet = self.offset_at(after - MAX_SHIFT - MAX_SHIFT) == self.offset_at(after);
+        let window = MAX_SHIFT + MAX_SHIFT;
+        let offset = self.offset_at(after);
+        let quiet =
+            self.offset_at(after - window) == offset && self.offset_at(after + window) == offset;
         let first = self.next_local(local_after, false)?;
         if quiet {
             if let LocalResult::Single(at) = self.tz.from_local_datetime(&first) {
@@ -108,10 +111,10 @@ impl Schedule {
         // Near an offset change, local order and instant order differ: look at every local
         // match from a little before `after` until no later match can come earlier.
         let mut best: Option<DateTime<Utc>> = None;
-        let mut local = self.next_local(local_after - MAX_SHIFT - MAX_SHIFT, true)?;
+        let mut local = self.next_local(local_after - window, true)?;
         for _ in 0..1_000_000 {
             if let Some(best) = best {
-                if local > best.with_timezone(&self.tz).naive_local() + MAX_SHIFT + MAX_SHIFT {
+                if local > best.with_timezone(&self.tz).naive_local() + window {
                     break;
                 }
             }
