@@ -391,7 +391,14 @@ impl UserDirectory for OktaClient {
                         *a = ClientActivity::Working;
                         changed
                     });
-                    return result;
+                    return result.map_err(|e| match e {
+                        Error::RateLimited { url, until, .. } => Error::RateLimited {
+                            url,
+                            until,
+                            attempts: retries + 1,
+                        },
+                        other => other,
+                    });
                 }
                 Outcome::Retry { error, wait } => (error, wait),
             };

@@ -53,6 +53,9 @@ struct Window {
     remaining: i64,
     /// Server epoch ms of the window end.
     reset_ms: i64,
+    /// When guessed after an announced window ended: that window's end. The next response
+    /// from a later window replaces the guess.
+    assumed_after: Option<i64>,
 }
 
 /// What a caller must do before sending.
@@ -150,9 +153,11 @@ impl RateLimiter {
         };
         if server_now >= window.reset_ms {
             // The window is over; assume a fresh one until a response describes it.
+            let ended = window.reset_ms;
             window.remaining = i64::from(window.limit);
             window.reset_ms += ASSUMED_WINDOW_MS
                 * ((server_now - window.reset_ms) / ASSUMED_WINDOW_MS + 1);
+            window.assumed_after = Some(window.assumed_after.unwrap_or(ended));
             state.next_slot_ms = now_ms;
         }
         let limit = i64::from(window.limit);
@@ -204,13 +209,16 @@ impl RateLimiter {
             Some(w) if w.reset_ms == reset_ms => {
                 w.limit = limit;
                 w.remaining = w.remaining.min(remaining);
+                w.assumed_after = None;
             }
-            Some(w) if w.reset_ms > reset_ms => {} // a late answer from an older window
+            // A late answer from an older window.
+            Some(w) if reset_ms <= w.assumed_after.unwrap_or(w.reset_ms) => {}
             _ => {
                 state.window = Some(Window {
                     limit,
                     remaining,
                     reset_ms,
+                    assumed_after: None,
                 })
             }
         }
@@ -388,6 +396,21 @@ mod tests {
             limiter.acquire(at(103, 0)),
             Permit::SendAfter(Duration::ZERO)
         );
+    }
+
+    #[test]
+    fn a_short_real_window_replaces_the_assumed_one() {
+        let limiter = RateLimiter::new(0.0);
+        limiter.observe(&headers(5, 0, 5001, 5000), at(5000, 0));
+        // The 1 s window ended; a minute-long one is assumed...
+        assert_eq!(limiter.acquire(at(5001, 200)), Permit::SendAfter(Duration::ZERO));
+        // ...until the server describes the real one, which ends a second later.
+        limiter.observe(&headers(5, 3, 5002, 5001), at(5001, 300));
+        let snap = limiter.snapshot().unwrap();
+        assert_eq!((snap.remaining, snap.reset.timestamp()), (3, 5002));
+        // A late answer from the ended window changes nothing.
+        limiter.observe(&headers(5, 4, 5001, 5001), at(5001, 300));
+        assert_eq!(limiter.snapshot().unwrap().reset.timestamp(), 5002);
     }
 
     #[test]

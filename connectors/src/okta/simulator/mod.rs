@@ -55,8 +55,9 @@ impl RateLimitConfig {
     }
 }
 
-/// Every `every` requests, the last `count` are answered 429 (a burst, as from a
+/// Every `every` requests, the first `count` are answered 429 (a burst, as from a
 /// concurrency limit or another client's spike), announcing a reset `reset_after` later.
+/// `every: u64::MAX, count: 2` refuses just the first two requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Burst429 {
     /// Period of the burst, in requests.
@@ -526,7 +527,7 @@ async fn list_users_handler(
 
     let burst = config
         .burst_429
-        .filter(|b| b.every > 0 && (seq - 1) % b.every >= b.every.saturating_sub(b.count));
+        .filter(|b| b.every > 0 && (seq - 1) % b.every < b.count);
     if used > limit || burst.is_some() {
         if let Some(b) = burst {
             if used <= limit {
