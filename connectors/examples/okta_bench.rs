@@ -64,10 +64,16 @@ async fn main() {
     let elapsed = started.elapsed();
     let total: u64 = counts.values().sum();
     let truth = sim.truth();
-    println!("users extracted: {total} (matches truth: {})", counts == truth);
+    println!(
+        "users extracted: {total} (matches truth: {})",
+        counts == truth
+    );
     println!("cursors: {concurrency}, pages: {}", client.stats().pages);
     println!("elapsed: {:.2} s", elapsed.as_secs_f64());
-    println!("throughput: {:.0} users/s", total as f64 / elapsed.as_secs_f64());
+    println!(
+        "throughput: {:.0} users/s",
+        total as f64 / elapsed.as_secs_f64()
+    );
     println!("VmHWM: {}", vm_hwm());
     for (status, n) in &counts {
         println!("  {status:<17} {n}");

@@ -15,9 +15,7 @@ fn parse_args() -> Result<SimulatorConfig, String> {
     let mut config = SimulatorConfig::default();
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value"))?;
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let number: u64 = value
             .parse()
             .map_err(|_| format!("{flag}: {value:?} is not a number"))?;

@@ -93,10 +93,13 @@ async fn filter_and_search_reach_the_server_intact() {
     );
 
     // Search values are case-insensitive.
-    let users: Vec<_> = list_users(client.clone(), UserQuery::search(r#"status eq "suspended""#))
-        .try_collect()
-        .await
-        .unwrap();
+    let users: Vec<_> = list_users(
+        client.clone(),
+        UserQuery::search(r#"status eq "suspended""#),
+    )
+    .try_collect()
+    .await
+    .unwrap();
     assert_eq!(users.len() as u64, truth[&UserStatus::Suspended]);
     assert!(users.iter().all(|u| u.status == UserStatus::Suspended));
 
@@ -192,7 +195,10 @@ async fn pacing_stays_below_the_limit_without_any_429() {
     assert_eq!(counts, sim.truth());
     let server = sim.stats();
     assert_eq!(server.rate_limited, 0, "{server:?}");
-    assert!(server.requests > 90, "enough requests to span several windows");
+    assert!(
+        server.requests > 90,
+        "enough requests to span several windows"
+    );
     let stats = client.stats();
     assert_eq!(stats.rate_limited, 0);
     assert!(

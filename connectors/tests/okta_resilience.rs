@@ -52,12 +52,18 @@ async fn a_429_is_retried_after_the_announced_reset_with_retry_headers() {
     let server = sim.stats();
     assert_eq!(server.rate_limited, 2);
     assert_eq!(server.retries_announced, 2, "{server:?}");
-    assert_eq!(server.early_retries, 0, "no retry before the reset: {server:?}");
+    assert_eq!(
+        server.early_retries, 0,
+        "no retry before the reset: {server:?}"
+    );
     assert_eq!(server.max_retry_count, 2);
     let stats = client.stats();
     assert_eq!((stats.rate_limited, stats.retries), (2, 2));
     // Each wait is Reset − Date + 1 s = 2 s (Date is truncated to the second).
-    assert!(stats.rate_limit_wait >= Duration::from_millis(3_000), "{stats:?}");
+    assert!(
+        stats.rate_limit_wait >= Duration::from_millis(3_000),
+        "{stats:?}"
+    );
     assert!(started.elapsed() >= Duration::from_millis(3_000));
 }
 
@@ -78,9 +84,14 @@ async fn rate_limited_errors_say_until_when() {
         .try_collect::<Vec<_>>()
         .await
         .unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(5), "did not wait 10 minutes");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "did not wait 10 minutes"
+    );
     assert!(err.is_retryable());
-    let until = err.retry_after().expect("a rate-limit error names the reset");
+    let until = err
+        .retry_after()
+        .expect("a rate-limit error names the reset");
     let ahead = until - chrono::Utc::now();
     assert!(ahead > chrono::TimeDelta::seconds(500), "{ahead}");
     assert!(err.to_string().contains("rate limited"), "{err}");
@@ -147,7 +158,9 @@ async fn a_slow_server_times_out() {
 
 #[tokio::test]
 async fn a_wrong_token_is_a_clear_permanent_error_without_the_token() {
-    let sim = Simulator::start(SimulatorConfig::with_users(10)).await.unwrap();
+    let sim = Simulator::start(SimulatorConfig::with_users(10))
+        .await
+        .unwrap();
     let client = Arc::new(OktaClient::new(config_for(&sim.url(), "wrong-token-123")).unwrap());
     let err = list_users(client.clone(), UserQuery::all())
         .try_collect::<Vec<_>>()
@@ -166,7 +179,11 @@ async fn a_wrong_token_is_a_clear_permanent_error_without_the_token() {
     let shown = format!("{err} {err:?} {client:?}");
     assert!(shown.contains("E0000011"));
     assert!(!shown.contains("wrong-token-123"), "{shown}");
-    assert_eq!(sim.stats().unauthorized, 1, "no retry of a 401 with an API token");
+    assert_eq!(
+        sim.stats().unauthorized,
+        1,
+        "no retry of a 401 with an API token"
+    );
 }
 
 #[tokio::test]
@@ -183,12 +200,13 @@ async fn a_repeated_cursor_stops_the_stream() {
         .mount(&server)
         .await;
     let client = Arc::new(OktaClient::new(config_for(&server.uri(), "t")).unwrap());
-    let results: Vec<_> = futures::StreamExt::collect::<Vec<_>>(list_users(
-        client,
-        UserQuery::all(),
-    ))
-    .await;
-    assert_eq!(results.len(), 2, "the first page's user, then the error: {results:?}");
+    let results: Vec<_> =
+        futures::StreamExt::collect::<Vec<_>>(list_users(client, UserQuery::all())).await;
+    assert_eq!(
+        results.len(),
+        2,
+        "the first page's user, then the error: {results:?}"
+    );
     assert!(matches!(results[1], Err(Error::RepeatedCursor { .. })));
     assert_eq!(server.received_requests().await.unwrap().len(), 2);
 }
@@ -226,10 +244,10 @@ async fn broken_bodies_are_invalid_responses_naming_the_url() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/api/v1/users"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_raw(r#"[{"id":"00u1","status":"ACTIVE"},{"id":"00u2","#, "application/json"),
-        )
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            r#"[{"id":"00u1","status":"ACTIVE"},{"id":"00u2","#,
+            "application/json",
+        ))
         .mount(&server)
         .await;
     let client = Arc::new(OktaClient::new(config_for(&server.uri(), "secret-t")).unwrap());
@@ -253,6 +271,9 @@ async fn broken_bodies_are_invalid_responses_naming_the_url() {
         .try_collect::<Vec<_>>()
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("not a JSON array of users"), "{err}");
+    assert!(
+        err.to_string().contains("not a JSON array of users"),
+        "{err}"
+    );
     assert!(err.to_string().contains("text/html"), "{err}");
 }

@@ -103,7 +103,10 @@ impl Auth {
         let mut headers = HeaderMap::new();
         match self {
             Auth::Ssws(token) => {
-                headers.insert(AUTHORIZATION, sensitive(&format!("SSWS {}", token.expose()))?);
+                headers.insert(
+                    AUTHORIZATION,
+                    sensitive(&format!("SSWS {}", token.expose()))?,
+                );
             }
             Auth::OAuth(oauth) => {
                 let token = oauth.token(http).await?;
@@ -170,18 +173,17 @@ fn unix_now() -> u64 {
 impl OAuth {
     fn new(creds: &PrivateKeyCredentials, org: &Url) -> Result<Self, Error> {
         let pem = creds.private_key_pem.expose().as_bytes();
-        let (signing_key, algorithm) = match EncodingKey::from_rsa_pem(pem) {
-            Ok(key) => (key, Algorithm::RS256),
-            Err(_) => match EncodingKey::from_ec_pem(pem) {
-                Ok(key) => (key, Algorithm::ES256),
-                Err(_) => {
-                    return Err(Error::config(
+        let (signing_key, algorithm) =
+            match EncodingKey::from_rsa_pem(pem) {
+                Ok(key) => (key, Algorithm::RS256),
+                Err(_) => match EncodingKey::from_ec_pem(pem) {
+                    Ok(key) => (key, Algorithm::ES256),
+                    Err(_) => return Err(Error::config(
                         "the OAuth private key is neither an RSA key (PKCS#1/PKCS#8 PEM) nor a \
                          P-256 EC key (PKCS#8 PEM)",
-                    ))
-                }
-            },
-        };
+                    )),
+                },
+            };
         let token_url = org
             .join("oauth2/v1/token")
             .map_err(|e| Error::config(format!("cannot build the token URL: {e}")))?;
@@ -261,9 +263,12 @@ impl OAuth {
                 .header("Accept", "application/json")
                 .body(body);
             if use_dpop {
-                let proof =
-                    self.dpop
-                        .proof("POST", &self.token_url, self.current_nonce().as_deref(), None)?;
+                let proof = self.dpop.proof(
+                    "POST",
+                    &self.token_url,
+                    self.current_nonce().as_deref(),
+                    None,
+                )?;
                 request = request.header("DPoP", proof);
             }
             let response = request.send().await.map_err(|e| Error::Transport {
@@ -375,7 +380,9 @@ impl DpopKey {
             claims["nonce"] = nonce.into();
         }
         if let Some(token) = access_token {
-            claims["ath"] = URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes())).into();
+            claims["ath"] = URL_SAFE_NO_PAD
+                .encode(Sha256::digest(token.as_bytes()))
+                .into();
         }
         let signing_input = format!(
             "{}.{}",
@@ -421,13 +428,19 @@ mod tests {
             URL_SAFE_NO_PAD.encode(Sha256::digest(b"tok"))
         );
         // The signature verifies with the public key in the header.
-        let x = URL_SAFE_NO_PAD.decode(header["jwk"]["x"].as_str().unwrap()).unwrap();
-        let y = URL_SAFE_NO_PAD.decode(header["jwk"]["y"].as_str().unwrap()).unwrap();
+        let x = URL_SAFE_NO_PAD
+            .decode(header["jwk"]["x"].as_str().unwrap())
+            .unwrap();
+        let y = URL_SAFE_NO_PAD
+            .decode(header["jwk"]["y"].as_str().unwrap())
+            .unwrap();
         let mut point = vec![4u8];
         point.extend(x);
         point.extend(y);
-        let public =
-            ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, point);
+        let public = ring::signature::UnparsedPublicKey::new(
+            &ring::signature::ECDSA_P256_SHA256_FIXED,
+            point,
+        );
         let signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
         let input = format!("{}.{}", parts[0], parts[1]);
         assert!(public.verify(input.as_bytes(), &signature).is_ok());

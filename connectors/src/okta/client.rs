@@ -237,12 +237,7 @@ impl OktaClient {
         }
     }
 
-    async fn attempt(
-        &self,
-        url: &Url,
-        shown: &str,
-        retry: Option<(&str, u32)>,
-    ) -> Outcome {
+    async fn attempt(&self, url: &Url, shown: &str, retry: Option<(&str, u32)>) -> Outcome {
         let inner = &self.inner;
         let headers = match inner.auth.headers(&inner.http, "GET", url).await {
             Ok(h) => h,
@@ -438,11 +433,13 @@ impl UserDirectory for OktaClient {
                         rand::random::<f64>(),
                     );
                     tracing::debug!(url = %shown, retries, ?delay, %error, "retrying");
-                    self.inner.activity.send_replace(ClientActivity::BackingOff {
-                        until: DateTime::<Utc>::from(SystemTime::now() + delay),
-                        attempt: retries,
-                        reason: error.to_string(),
-                    });
+                    self.inner
+                        .activity
+                        .send_replace(ClientActivity::BackingOff {
+                            until: DateTime::<Utc>::from(SystemTime::now() + delay),
+                            attempt: retries,
+                            reason: error.to_string(),
+                        });
                     tokio::time::sleep(delay).await;
                 }
             }

@@ -199,8 +199,8 @@ impl OktaConfig {
             }
             other => {
                 return Err(Error::config(format!(
-                    "OKTA_CLIENT_AUTHORIZATIONMODE {other:?} is not supported (use SSWS or PrivateKey)"
-                )))
+                "OKTA_CLIENT_AUTHORIZATIONMODE {other:?} is not supported (use SSWS or PrivateKey)"
+            )))
             }
         };
         let mut config = OktaConfig::new(org_url, credentials);
@@ -356,10 +356,7 @@ mod tests {
         }
         let mut http = cfg("http://127.0.0.1:8080");
         http.allow_http = true;
-        assert_eq!(
-            http.validate().unwrap().as_str(),
-            "http://127.0.0.1:8080/"
-        );
+        assert_eq!(http.validate().unwrap().as_str(), "http://127.0.0.1:8080/");
     }
 
     #[test]

@@ -40,7 +40,9 @@ pub enum Error {
 
     /// Still rate limited (HTTP 429) after the configured number of retries.
     /// Retryable after [`Error::retry_after`].
-    #[error("rate limited by Okta at {url} after {attempts} attempts; the limit resets at {until}")]
+    #[error(
+        "rate limited by Okta at {url} after {attempts} attempts; the limit resets at {until}"
+    )]
     RateLimited {
         /// The request URL (no credentials).
         url: String,

@@ -61,9 +61,7 @@ fn parse_header(header: &str) -> Result<Vec<LinkValue>, String> {
                 return Err(format!("Link header {header:?}: unexpected {rest:?}"));
             };
             let param = after_semi.trim_start();
-            let name_end = param
-                .find(|c: char| c == '=' || c == ';' || c == ',')
-                .unwrap_or(param.len());
+            let name_end = param.find(['=', ';', ',']).unwrap_or(param.len());
             let name = param[..name_end].trim().to_ascii_lowercase();
             rest = &param[name_end..];
             let mut value = String::new();
@@ -76,9 +74,7 @@ fn parse_header(header: &str) -> Result<Vec<LinkValue>, String> {
                     value.push_str(&quoted[..end]);
                     rest = &quoted[end + 1..];
                 } else {
-                    let end = after_eq
-                        .find(|c: char| c == ';' || c == ',')
-                        .unwrap_or(after_eq.len());
+                    let end = after_eq.find([';', ',']).unwrap_or(after_eq.len());
                     value.push_str(after_eq[..end].trim());
                     rest = &after_eq[end..];
                 }
@@ -129,7 +125,10 @@ mod tests {
         );
         // Same next twice is fine.
         let n = r#"<https://x/n>; rel="next""#;
-        assert_eq!(find_next_link([n, n]).unwrap().as_deref(), Some("https://x/n"));
+        assert_eq!(
+            find_next_link([n, n]).unwrap().as_deref(),
+            Some("https://x/n")
+        );
     }
 
     #[test]
@@ -142,7 +141,10 @@ mod tests {
         ] {
             assert!(find_next_link([bad]).is_err(), "{bad:?}");
         }
-        let two = [r#"<https://x/1>; rel="next""#, r#"<https://x/2>; rel="next""#];
+        let two = [
+            r#"<https://x/1>; rel="next""#,
+            r#"<https://x/2>; rel="next""#,
+        ];
         assert!(find_next_link(two).unwrap_err().contains("two different"));
     }
 }

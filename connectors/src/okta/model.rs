@@ -408,7 +408,10 @@ mod tests {
         assert_eq!(alice.profile.extra["badgeNumber"], 42);
         assert_eq!(alice.profile.extra["groupsAttr"][1], "b");
         assert_eq!(alice.profile.extra.len(), 2);
-        assert_eq!(alice.credentials.as_ref().unwrap()["provider"]["type"], "OKTA");
+        assert_eq!(
+            alice.credentials.as_ref().unwrap()["provider"]["type"],
+            "OKTA"
+        );
         assert!(alice.links.as_ref().unwrap()["self"]["href"]
             .as_str()
             .unwrap()

@@ -319,7 +319,10 @@ mod tests {
     async fn follows_next_links_until_the_last_page() {
         let dir = Arc::new(Scripted {
             pages: HashMap::from([
-                ("first:None".into(), Ok(page(&["a", "b"], Some("https://o/2")))),
+                (
+                    "first:None".into(),
+                    Ok(page(&["a", "b"], Some("https://o/2"))),
+                ),
                 ("https://o/2".into(), Ok(page(&["c"], Some("https://o/3")))),
                 ("https://o/3".into(), Ok(page(&[], None))),
             ]),

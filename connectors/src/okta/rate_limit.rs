@@ -155,8 +155,8 @@ impl RateLimiter {
             // The window is over; assume a fresh one until a response describes it.
             let ended = window.reset_ms;
             window.remaining = i64::from(window.limit);
-            window.reset_ms += ASSUMED_WINDOW_MS
-                * ((server_now - window.reset_ms) / ASSUMED_WINDOW_MS + 1);
+            window.reset_ms +=
+                ASSUMED_WINDOW_MS * ((server_now - window.reset_ms) / ASSUMED_WINDOW_MS + 1);
             window.assumed_after = Some(window.assumed_after.unwrap_or(ended));
             state.next_slot_ms = now_ms;
         }
@@ -403,7 +403,10 @@ mod tests {
         let limiter = RateLimiter::new(0.0);
         limiter.observe(&headers(5, 0, 5001, 5000), at(5000, 0));
         // The 1 s window ended; a minute-long one is assumed...
-        assert_eq!(limiter.acquire(at(5001, 200)), Permit::SendAfter(Duration::ZERO));
+        assert_eq!(
+            limiter.acquire(at(5001, 200)),
+            Permit::SendAfter(Duration::ZERO)
+        );
         // ...until the server describes the real one, which ends a second later.
         limiter.observe(&headers(5, 3, 5002, 5001), at(5001, 300));
         let snap = limiter.snapshot().unwrap();

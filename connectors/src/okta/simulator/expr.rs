@@ -155,7 +155,10 @@ fn tokenize(input: &str) -> Result<Vec<(usize, Token)>, ParseError> {
             b'-' | b'0'..=b'9' => {
                 let start = i;
                 i += 1;
-                while i < bytes.len() && (bytes[i].is_ascii_digit() || matches!(bytes[i], b'.' | b'e' | b'E' | b'+' | b'-')) {
+                while i < bytes.len()
+                    && (bytes[i].is_ascii_digit()
+                        || matches!(bytes[i], b'.' | b'e' | b'E' | b'+' | b'-'))
+                {
                     i += 1;
                 }
                 let text = &input[start..i];
@@ -367,8 +370,10 @@ mod tests {
             cmp("status", Op::Eq, "ACTIVE")
         );
         // a or b and c == a or (b and c)
-        let e = parse(r#"status eq "A" or status eq "B" AND lastUpdated gt "2020-01-01T00:00:00.000Z""#)
-            .unwrap();
+        let e = parse(
+            r#"status eq "A" or status eq "B" AND lastUpdated gt "2020-01-01T00:00:00.000Z""#,
+        )
+        .unwrap();
         assert_eq!(
             e,
             Expr::Or(
@@ -399,7 +404,11 @@ mod tests {
         );
         assert!(matches!(
             parse("profile.mobilePhone pr").unwrap(),
-            Expr::Compare { op: Op::Pr, value: None, .. }
+            Expr::Compare {
+                op: Op::Pr,
+                value: None,
+                ..
+            }
         ));
     }
 
@@ -433,7 +442,17 @@ mod tests {
         let ok = format!("{}status eq \"A\"{}", "(".repeat(10), ")".repeat(10));
         assert!(parse(&ok).is_ok());
         // Arbitrary bytes never panic.
-        for s in ["\u{0}", "é", "((((", "\"\\u12", "-", "1e", ")(", "a.b.", "a..b eq 1"] {
+        for s in [
+            "\u{0}",
+            "é",
+            "((((",
+            "\"\\u12",
+            "-",
+            "1e",
+            ")(",
+            "a.b.",
+            "a..b eq 1",
+        ] {
             let _ = parse(s);
         }
     }

@@ -236,7 +236,9 @@ impl Simulator {
         }
         let listener = tokio::net::TcpListener::bind(config.addr)
             .await
-            .map_err(|e| Error::config(format!("simulator cannot listen on {}: {e}", config.addr)))?;
+            .map_err(|e| {
+                Error::config(format!("simulator cannot listen on {}: {e}", config.addr))
+            })?;
         let addr = listener
             .local_addr()
             .map_err(|e| Error::config(format!("simulator address: {e}")))?;
@@ -310,10 +312,8 @@ impl SimulatorHandle {
 
     /// A client configuration for this simulator: its URL, its token, `http` allowed.
     pub fn client_config(&self) -> OktaConfig {
-        let mut config = OktaConfig::new(
-            self.url(),
-            Credentials::ApiToken(Secret::new(self.token())),
-        );
+        let mut config =
+            OktaConfig::new(self.url(), Credentials::ApiToken(Secret::new(self.token())));
         config.allow_http = true;
         config
     }
@@ -470,7 +470,10 @@ fn unit(seed: u64, seq: u64, salt: u64) -> f64 {
 async fn not_found(uri: Uri) -> Response {
     let body = error_body(
         "E0000022",
-        &format!("The endpoint does not support the provided HTTP method: {}", uri.path()),
+        &format!(
+            "The endpoint does not support the provided HTTP method: {}",
+            uri.path()
+        ),
         "reqnotfound",
     );
     finish(
@@ -583,9 +586,7 @@ async fn list_users_handler(
         state.base_url,
         uri.path_and_query().map_or("/api/v1/users", |p| p.as_str())
     );
-    let mut builder = common
-        .response(StatusCode::OK)
-        .header("link", self_link);
+    let mut builder = common.response(StatusCode::OK).header("link", self_link);
     if let Some(after) = next.after {
         let mut url = url::form_urlencoded::Serializer::new(String::new());
         url.append_pair("after", &after);
@@ -618,7 +619,10 @@ fn observe_retry(state: &SimState, headers: &HeaderMap, now: i64) {
     {
         counters.max_retry_count.fetch_max(count, Ordering::Relaxed);
     }
-    let Some(retry_for) = headers.get("x-okta-retry-for").and_then(|v| v.to_str().ok()) else {
+    let Some(retry_for) = headers
+        .get("x-okta-retry-for")
+        .and_then(|v| v.to_str().ok())
+    else {
         return;
     };
     let reset = state
@@ -825,7 +829,11 @@ enum Pred {
 impl Pred {
     fn compile_text(text: &str, mode: Mode, pop: &Population) -> Result<Pred, BadRequest> {
         let invalid = |why: String| {
-            let which = if mode == Mode::Filter { "filter" } else { "search" };
+            let which = if mode == Mode::Filter {
+                "filter"
+            } else {
+                "search"
+            };
             ("E0000031", format!("Invalid {which} parameter: {why}"))
         };
         let expr = expr::parse(text).map_err(|e| invalid(e.to_string()))?;
@@ -834,14 +842,18 @@ impl Pred {
 
     fn compile(expr: &Expr, mode: Mode, pop: &Population) -> Result<Pred, String> {
         match expr {
-            Expr::And(a, b) => Ok(match (Pred::compile(a, mode, pop)?, Pred::compile(b, mode, pop)?) {
-                (Pred::Statuses(x), Pred::Statuses(y)) => Pred::Statuses(x & y),
-                (a, b) => Pred::And(Box::new(a), Box::new(b)),
-            }),
-            Expr::Or(a, b) => Ok(match (Pred::compile(a, mode, pop)?, Pred::compile(b, mode, pop)?) {
-                (Pred::Statuses(x), Pred::Statuses(y)) => Pred::Statuses(x | y),
-                (a, b) => Pred::Or(Box::new(a), Box::new(b)),
-            }),
+            Expr::And(a, b) => Ok(
+                match (Pred::compile(a, mode, pop)?, Pred::compile(b, mode, pop)?) {
+                    (Pred::Statuses(x), Pred::Statuses(y)) => Pred::Statuses(x & y),
+                    (a, b) => Pred::And(Box::new(a), Box::new(b)),
+                },
+            ),
+            Expr::Or(a, b) => Ok(
+                match (Pred::compile(a, mode, pop)?, Pred::compile(b, mode, pop)?) {
+                    (Pred::Statuses(x), Pred::Statuses(y)) => Pred::Statuses(x | y),
+                    (a, b) => Pred::Or(Box::new(a), Box::new(b)),
+                },
+            ),
             Expr::Compare {
                 attribute,
                 op,
@@ -906,7 +918,9 @@ impl Pred {
                     | "profile.lastName" => {
                         let allowed = *op == Op::Eq || (search && matches!(op, Op::Sw | Op::Co));
                         if !allowed {
-                            return Err(format!("operator {op:?} is not supported for {attribute}"));
+                            return Err(format!(
+                                "operator {op:?} is not supported for {attribute}"
+                            ));
                         }
                         let field = match attribute.as_str() {
                             "profile.login" => ProfileField::Login,
@@ -917,7 +931,11 @@ impl Pred {
                         Ok(Pred::Profile {
                             field,
                             op: *op,
-                            value: if search { text.to_lowercase() } else { text.to_owned() },
+                            value: if search {
+                                text.to_lowercase()
+                            } else {
+                                text.to_owned()
+                            },
                             ignore_case: search,
                         })
                     }
@@ -1032,10 +1050,7 @@ fn oauth_response(status: StatusCode) -> axum::http::response::Builder {
 
 fn oauth_error_response(status: StatusCode, error: &str, description: &str) -> Response {
     let body = serde_json::json!({ "error": error, "error_description": description });
-    finish(
-        oauth_response(status),
-        body.to_string().into_bytes(),
-    )
+    finish(oauth_response(status), body.to_string().into_bytes())
 }
 
 async fn token_handler(
@@ -1057,8 +1072,7 @@ async fn token_handler(
             "Only client_credentials is supported by the simulator.",
         );
     }
-    if field("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-    {
+    if field("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" {
         return oauth_error_response(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
@@ -1144,17 +1158,18 @@ async fn token_handler(
     let token = format!("sim.{:032x}", rand::random::<u128>());
     let lifetime = oauth.config.token_lifetime;
     let token_type = if jkt.is_some() { "DPoP" } else { "Bearer" };
-    oauth.tokens.lock().unwrap_or_else(|e| e.into_inner()).insert(
-        token.clone(),
-        IssuedToken {
-            expires_ms: now_ms() + lifetime.as_millis() as i64,
-            jkt,
-        },
-    );
-    state
-        .counters
-        .tokens_issued
-        .fetch_add(1, Ordering::Relaxed);
+    oauth
+        .tokens
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(
+            token.clone(),
+            IssuedToken {
+                expires_ms: now_ms() + lifetime.as_millis() as i64,
+                jkt,
+            },
+        );
+    state.counters.tokens_issued.fetch_add(1, Ordering::Relaxed);
     let body = serde_json::json!({
         "token_type": token_type,
         "expires_in": lifetime.as_secs(),
@@ -1265,7 +1280,10 @@ mod tests {
         }
         assert_eq!(sum as u64, p.total());
         // Filter values are case-sensitive; search values are not.
-        assert_eq!(count(&compile("status eq \"active\"", Mode::Filter).unwrap()), 0);
+        assert_eq!(
+            count(&compile("status eq \"active\"", Mode::Filter).unwrap()),
+            0
+        );
         assert!(count(&compile("status eq \"active\"", Mode::Search).unwrap()) > 3_000);
     }
 
@@ -1274,7 +1292,11 @@ mod tests {
         let locked = count(&compile(r#"status eq "LOCKED_OUT""#, Mode::Filter).unwrap());
         let recovery = count(&compile(r#"status eq "RECOVERY""#, Mode::Filter).unwrap());
         let either = count(
-            &compile(r#"(status eq "LOCKED_OUT" or status eq "RECOVERY")"#, Mode::Filter).unwrap(),
+            &compile(
+                r#"(status eq "LOCKED_OUT" or status eq "RECOVERY")"#,
+                Mode::Filter,
+            )
+            .unwrap(),
         );
         assert_eq!(either, locked + recovery);
         let recent = count(
@@ -1295,9 +1317,8 @@ mod tests {
         assert_eq!(recent + older, either);
         // The documented way to say "not STAGED" in search.
         let staged = count(&compile(r#"status eq "STAGED""#, Mode::Filter).unwrap());
-        let not_staged = count(
-            &compile(r#"status lt "STAGED" or status gt "STAGED""#, Mode::Search).unwrap(),
-        );
+        let not_staged =
+            count(&compile(r#"status lt "STAGED" or status gt "STAGED""#, Mode::Search).unwrap());
         assert_eq!(staged + not_staged, 5_000);
     }
 
@@ -1327,7 +1348,10 @@ mod tests {
         let pred = compile(&format!("profile.login eq \"{login}\""), Mode::Filter).unwrap();
         assert_eq!(count(&pred), 1);
         let id = String::from_utf8(p.id(42).to_vec()).unwrap();
-        assert_eq!(count(&compile(&format!("id eq \"{id}\""), Mode::Filter).unwrap()), 1);
+        assert_eq!(
+            count(&compile(&format!("id eq \"{id}\""), Mode::Filter).unwrap()),
+            1
+        );
         let upper = login.to_uppercase();
         assert_eq!(
             count(&compile(&format!("profile.login sw \"{upper}\""), Mode::Search).unwrap()),
@@ -1344,8 +1368,14 @@ mod tests {
         assert_eq!(err.0, "E0000033");
         assert_eq!(ListQuery::parse("limit=500", &p).unwrap().limit, 200);
         assert_eq!(ListQuery::parse("limit=0", &p).unwrap().limit, 1);
-        assert_eq!(ListQuery::parse("limit=abc", &p).err().unwrap().0, "E0000001");
-        assert_eq!(ListQuery::parse("after=garbage", &p).err().unwrap().0, "E0000029");
+        assert_eq!(
+            ListQuery::parse("limit=abc", &p).err().unwrap().0,
+            "E0000001"
+        );
+        assert_eq!(
+            ListQuery::parse("after=garbage", &p).err().unwrap().0,
+            "E0000029"
+        );
     }
 
     #[test]

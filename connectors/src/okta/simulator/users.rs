@@ -307,7 +307,9 @@ impl Population {
         write_date(out, Some(user.last_updated));
         out.extend_from_slice(b",\"passwordChanged\":");
         write_date(out, user.password_changed);
-        out.extend_from_slice(b",\"type\":{\"id\":\"oty1simulatedtype0g4\"},\"profile\":{\"firstName\":\"");
+        out.extend_from_slice(
+            b",\"type\":{\"id\":\"oty1simulatedtype0g4\"},\"profile\":{\"firstName\":\"",
+        );
         out.extend_from_slice(FIRST_NAMES[user.first].0.as_bytes());
         out.extend_from_slice(b"\",\"lastName\":\"");
         // Names contain no characters that JSON needs escaped (checked by a test).
@@ -483,7 +485,10 @@ mod tests {
             assert_eq!(user.status.as_str(), STATUS_NAMES[sim.status as usize]);
             assert_eq!(pop.index_of(&user.id), Some(i as u64));
             assert_eq!(user.profile.login, user.profile.email);
-            assert_eq!(user.profile.login.as_deref(), Some(pop.login(&sim).as_str()));
+            assert_eq!(
+                user.profile.login.as_deref(),
+                Some(pop.login(&sim).as_str())
+            );
             assert!(user.created <= user.last_updated);
             null_logins += usize::from(user.last_login.is_none());
         }
@@ -504,7 +509,12 @@ mod tests {
         assert!((0.78..0.82).contains(&share(ACTIVE)));
         assert!((0.05..0.07).contains(&share(DEPROVISIONED)));
         for s in 0..8u8 {
-            assert!(share(s) >= 0.005, "{} {}", STATUS_NAMES[s as usize], share(s));
+            assert!(
+                share(s) >= 0.005,
+                "{} {}",
+                STATUS_NAMES[s as usize],
+                share(s)
+            );
         }
         let later = Population::new(1, 100_000, 1);
         assert_eq!(later.total(), 100_200);
