@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
 
+use crate::blocks::{self, RowWrites};
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::filter::{Filter, Query};
@@ -153,7 +154,7 @@ impl Generation {
     }
 
     /// Number of rows written so far.
-    pub fn len(&self) -> u64 {
+    pub fn len(&self) -> Result<u64> {
         self.content.len()
     }
 
@@ -359,13 +360,6 @@ enum Write {
         key: Vec<u8>,
         value: Vec<u8>,
     },
-    Update {
-        tree: usize,
-        def: Arc<TableDef>,
-        key: Vec<u8>,
-        set: Vec<(usize, Value)>,
-        empty: UpdateEmpty,
-    },
     Remove {
         tree: usize,
         key: Vec<u8>,
@@ -427,22 +421,34 @@ impl Store {
             }
         }
 
-        // The trees of the transaction: catalog first, then data trees, then system trees.
-        let mut trees: Vec<sled::Tree> = vec![self.inner.catalog.clone()];
-        let mut data_index: HashMap<String, usize> = HashMap::new();
-        let mut system_index: HashMap<String, usize> = HashMap::new();
-        let mut data_tree = |name: &str, trees: &mut Vec<sled::Tree>| -> usize {
-            *data_index.entry(name.to_owned()).or_insert_with(|| {
-                let tree = match replaced.get(name) {
-                    Some(gen) => gen.tree.clone(),
-                    None => states[name].current.tree.clone(),
-                };
-                trees.push(tree);
-                trees.len() - 1
-            })
+        // The generation trees that row changes go to (the new one where contents are
+        // replaced), locked against other writers until the commit, in id order.
+        let mut touched: BTreeMap<GenerationId, Content> = BTreeMap::new();
+        let target = |def: &Arc<TableDef>| -> Content {
+            let gen = match replaced.get(&def.name) {
+                Some(gen) => gen.clone(),
+                None => states[&def.name].current.clone(),
+            };
+            Content {
+                def: def.clone(),
+                gen,
+            }
         };
+        for op in &changes.ops {
+            if let Op::Upsert { table, .. } | Op::Update { table, .. } | Op::Delete { table, .. } =
+                op
+            {
+                let content = target(table);
+                touched.entry(content.gen.id.clone()).or_insert(content);
+            }
+        }
+        let _locks: Vec<_> = touched.values().map(|c| c.gen.lock()).collect();
 
+        // Row changes per generation, checked and encoded, in order.
+        let mut rows: HashMap<GenerationId, RowWrites> = HashMap::new();
         let mut writes = Vec::with_capacity(changes.ops.len());
+        let mut trees: Vec<sled::Tree> = vec![self.inner.catalog.clone()];
+        let mut system_index: HashMap<String, usize> = HashMap::new();
         for op in &changes.ops {
             match op {
                 Op::Replace { table, generation } => {
@@ -463,11 +469,11 @@ impl Store {
                 } => {
                     check_row_id(table, row_id)?;
                     let cells = table.positional(values)?;
-                    writes.push(Write::Put {
-                        tree: data_tree(&table.name, &mut trees),
-                        key: row_id.as_str().as_bytes().to_vec(),
-                        value: codec::encode_row(now, &cells),
-                    });
+                    let content = target(table);
+                    rows.entry(content.gen.id.clone()).or_default().insert(
+                        row_id.as_str().as_bytes().to_vec(),
+                        Some(codec::encode_row(now, &cells)),
+                    );
                 }
                 Op::Update {
                     table,
@@ -476,18 +482,27 @@ impl Store {
                     empty,
                 } => {
                     check_row_id(table, row_id)?;
-                    writes.push(Write::Update {
-                        tree: data_tree(&table.name, &mut trees),
-                        def: table.clone(),
-                        key: row_id.as_str().as_bytes().to_vec(),
-                        set: table.update_set(values)?,
-                        empty: *empty,
-                    });
+                    let set = table.update_set(values)?;
+                    let content = target(table);
+                    let pending = rows.entry(content.gen.id.clone()).or_default();
+                    let key = row_id.as_str().as_bytes();
+                    let old = match pending.get(key) {
+                        Some(w) => w.clone(),
+                        None => content.find(key)?,
+                    };
+                    let old = old.ok_or_else(|| Error::NoSuchRow {
+                        table: table.name.clone(),
+                        row_id: row_id.as_str().to_owned(),
+                    })?;
+                    let new = table.merge(key, &old, &set, *empty, now)?;
+                    pending.insert(key.to_vec(), Some(new));
                 }
-                Op::Delete { table, row_id } => writes.push(Write::Remove {
-                    tree: data_tree(&table.name, &mut trees),
-                    key: row_id.as_str().as_bytes().to_vec(),
-                }),
+                Op::Delete { table, row_id } => {
+                    let content = target(table);
+                    rows.entry(content.gen.id.clone())
+                        .or_default()
+                        .insert(row_id.as_str().as_bytes().to_vec(), None);
+                }
                 Op::PutSystem { tree, key, value } => writes.push(Write::Put {
                     tree: system_tree(self, tree, &mut trees, &mut system_index)?,
                     key: key.clone(),
@@ -499,11 +514,26 @@ impl Store {
                 }),
             }
         }
+        // Row changes become whole-block writes, planned now (the trees are locked).
+        for (id, content) in &touched {
+            let Some(row_writes) = rows.get(id) else {
+                continue;
+            };
+            let planned = blocks::plan(&content.def.name, &content.gen.tree, row_writes)?;
+            trees.push(content.gen.tree.clone());
+            let tree = trees.len() - 1;
+            for (key, value) in planned {
+                writes.push(match value {
+                    Some(value) => Write::Put { tree, key, value },
+                    None => Write::Remove { tree, key },
+                });
+            }
+        }
 
         let refs: Vec<&sled::Tree> = trees.iter().collect();
         let result = refs[..].transaction(|views: &Vec<TransactionalTree>| {
             for w in &writes {
-                run(w, views, now)?;
+                run(w, views)?;
             }
             Ok(())
         });
@@ -560,7 +590,7 @@ fn system_tree(
     Ok(trees.len() - 1)
 }
 
-fn run(w: &Write, views: &[TransactionalTree], now: i64) -> Result<(), Abort> {
+fn run(w: &Write, views: &[TransactionalTree]) -> Result<(), Abort> {
     match w {
         Write::Switch {
             table,
@@ -580,25 +610,6 @@ fn run(w: &Write, views: &[TransactionalTree], now: i64) -> Result<(), Abort> {
         }
         Write::Put { tree, key, value } => {
             views[*tree].insert(key.as_slice(), value.as_slice())?;
-        }
-        Write::Update {
-            tree,
-            def,
-            key,
-            set,
-            empty,
-        } => {
-            let view = &views[*tree];
-            let old = view.get(key)?.ok_or_else(|| {
-                Abort::Abort(Error::NoSuchRow {
-                    table: def.name.clone(),
-                    row_id: String::from_utf8_lossy(key).into_owned(),
-                })
-            })?;
-            let new = def
-                .merge(key, &old, set, *empty, now)
-                .map_err(Abort::Abort)?;
-            view.insert(key.as_slice(), new)?;
         }
         Write::Remove { tree, key } => {
             views[*tree].remove(key.as_slice())?;

@@ -1,6 +1,6 @@
 //! The binary row format.
 //!
-//! A row is stored under its row id (UTF-8 bytes) as:
+//! A row's bytes (kept with its id inside a block, see `blocks`) are:
 //!
 //! ```text
 //! version: u8 (= 1) | system.updated: i64 LE (ms) | column count: LEB128 | cells...

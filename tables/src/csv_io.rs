@@ -26,6 +26,7 @@
 use std::collections::HashSet;
 use std::io::{Read, Write};
 
+use crate::blocks::RowWrites;
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::row::RowId;
@@ -242,19 +243,22 @@ impl Content {
             encoded.push((id, codec::encode_row(updated, &values)));
         }
 
-        let tree = &self.gen.tree;
-        let mut summary = ImportSummary::default();
-        let mut batch = sled::Batch::default();
-        for (id, bytes) in &encoded {
-            if tree.contains_key(id.as_str())? {
+        let mut summary = ImportSummary {
+            rows: encoded.len() as u64,
+            ..ImportSummary::default()
+        };
+        let mut writes = RowWrites::new();
+        let _lock = self.gen.lock();
+        for (id, bytes) in encoded {
+            if self.find(id.as_str().as_bytes())?.is_some() {
                 summary.replaced += 1;
             } else {
                 summary.inserted += 1;
             }
-            batch.insert(id.as_str(), bytes.as_slice());
+            writes.insert(id.as_str().as_bytes().to_vec(), Some(bytes));
         }
-        tree.apply_batch(batch)?;
-        summary.rows = encoded.len() as u64;
+        // One plan, one batch: the whole file or nothing.
+        self.write_locked(&writes)?;
         Ok(summary)
     }
 
@@ -270,12 +274,11 @@ impl Content {
         csv.write_record(&header).map_err(fail)?;
         let mut n = 0u64;
         let mut fields: Vec<String> = Vec::with_capacity(header.len());
-        for item in self.gen.tree.iter() {
-            let (key, bytes) = item?;
-            let (updated, values) = def.decode(&key, &bytes)?;
+        self.scan(None, |key, raw| {
+            let values = raw.values().map_err(|d| def.corrupt(key, d))?;
             fields.clear();
-            fields.push(String::from_utf8_lossy(&key).into_owned());
-            fields.push(updated.to_string());
+            fields.push(String::from_utf8_lossy(key).into_owned());
+            fields.push(raw.updated_ms().to_string());
             for v in &values {
                 fields.push(match v {
                     Value::Text(s) if options.neutralize_formulas => neutralize(s).into_owned(),
@@ -284,7 +287,8 @@ impl Content {
             }
             csv.write_record(&fields).map_err(fail)?;
             n += 1;
-        }
+            Ok(())
+        })?;
         csv.flush().map_err(|e| fail(e.into()))?;
         Ok(n)
     }

@@ -79,8 +79,17 @@ pub(crate) fn from_json<T: for<'de> Deserialize<'de>>(key: &[u8], bytes: &[u8]) 
 pub(crate) struct GenTree {
     pub(crate) id: GenerationId,
     pub(crate) tree: sled::Tree,
+    /// Held by every writer of this tree, so a block read for a merge is still current when
+    /// the merged block is written. Readers never take it.
+    pub(crate) write: Mutex<()>,
     db: sled::Db,
     retired: AtomicBool,
+}
+
+impl GenTree {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, ()> {
+        lock(&self.write)
+    }
 }
 
 impl Drop for GenTree {
@@ -356,7 +365,7 @@ impl Store {
                 Ok(TableInfo {
                     name,
                     columns: state.def.columns.to_vec(),
-                    rows: state.current.tree.len() as u64,
+                    rows: crate::blocks::count(&state.def.name, &state.current.tree)?,
                 })
             })
             .collect()
@@ -427,6 +436,7 @@ impl Store {
         let t = Arc::new(GenTree {
             id: id.clone(),
             tree,
+            write: Mutex::new(()),
             db: self.inner.db.clone(),
             retired: AtomicBool::new(false),
         });

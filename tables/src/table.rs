@@ -6,16 +6,17 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use crate::blocks::{self, RowWrites};
 use crate::changes::{Generation, GenerationId, PendingGeneration};
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::filter::{sort_cmp, Compiled, Filter, Order, Query};
-use crate::row::{Cells, Row, RowId, UpdateEmpty};
+use crate::row::{Cells, IdSeq, Row, RowId, UpdateEmpty};
 use crate::schema::{now_ms, TableDef};
 use crate::store::{GenTree, Store};
 use crate::value::{Column, Value};
 
-/// Rows written per sled batch by the bulk operations.
+/// Rows written per atomic sled batch by the bulk operations.
 pub(crate) const BATCH_ROWS: usize = 10_000;
 
 /// A handle on a named table. Cheap to clone.
@@ -162,7 +163,7 @@ impl Table {
 
     /// Number of rows (reads every key).
     pub fn len(&self) -> Result<u64> {
-        Ok(self.content()?.len())
+        self.content()?.len()
     }
 
     /// True if the table has no rows.
@@ -242,20 +243,55 @@ impl Content {
         &self.gen.tree
     }
 
+    /// Applies row changes; the caller holds the generation's write lock.
+    pub(crate) fn write_locked(&self, writes: &RowWrites) -> Result<()> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        blocks::apply(
+            self.tree(),
+            blocks::plan(&self.def.name, self.tree(), writes)?,
+        )
+    }
+
+    /// Applies row changes in chunks of `BATCH_ROWS`, each atomic.
+    fn write_chunked(&self, writes: RowWrites) -> Result<()> {
+        let mut chunk = RowWrites::new();
+        for (k, v) in writes {
+            chunk.insert(k, v);
+            if chunk.len() == BATCH_ROWS {
+                self.write_locked(&std::mem::take(&mut chunk))?;
+            }
+        }
+        self.write_locked(&chunk)
+    }
+
+    /// The stored bytes of row `id`.
+    pub(crate) fn find(&self, id: &[u8]) -> Result<Option<Vec<u8>>> {
+        blocks::find(&self.def.name, self.tree(), id)
+    }
+
+    fn put_one(&self, id: &RowId, cells: &[Value]) -> Result<()> {
+        let mut w = RowWrites::new();
+        w.insert(
+            id.as_str().as_bytes().to_vec(),
+            Some(codec::encode_row(now_ms(), cells)),
+        );
+        let _lock = self.gen.lock();
+        self.write_locked(&w)
+    }
+
     pub(crate) fn create_row(&self, values: &(impl Cells + ?Sized)) -> Result<RowId> {
         let cells = self.def.positional(values)?;
         let id = RowId::generate();
-        self.tree()
-            .insert(id.as_str(), codec::encode_row(now_ms(), &cells))?;
+        self.put_one(&id, &cells)?;
         Ok(id)
     }
 
     pub(crate) fn upsert_row(&self, id: RowId, values: &(impl Cells + ?Sized)) -> Result<()> {
         check_id(&self.def, id.as_str())?;
         let cells = self.def.positional(values)?;
-        self.tree()
-            .insert(id.as_str(), codec::encode_row(now_ms(), &cells))?;
-        Ok(())
+        self.put_one(&id, &cells)
     }
 
     pub(crate) fn create_rows<C: Cells>(
@@ -263,21 +299,21 @@ impl Content {
         rows: impl IntoIterator<Item = C>,
     ) -> Result<Vec<RowId>> {
         let now = now_ms();
-        let encoded = rows
-            .into_iter()
-            .map(|r| {
-                let cells = self.def.positional(&r)?;
-                Ok((RowId::generate(), codec::encode_row(now, &cells)))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        for chunk in encoded.chunks(BATCH_ROWS) {
-            let mut batch = sled::Batch::default();
-            for (id, bytes) in chunk {
-                batch.insert(id.as_str(), bytes.as_slice());
-            }
-            self.tree().apply_batch(batch)?;
+        let mut seq = IdSeq::default();
+        let mut ids = Vec::new();
+        let mut writes = RowWrites::new();
+        for r in rows {
+            let cells = self.def.positional(&r)?;
+            let id = seq.next_id();
+            writes.insert(
+                id.as_str().as_bytes().to_vec(),
+                Some(codec::encode_row(now, &cells)),
+            );
+            ids.push(id);
         }
-        Ok(encoded.into_iter().map(|(id, _)| id).collect())
+        let _lock = self.gen.lock();
+        self.write_chunked(writes)?;
+        Ok(ids)
     }
 
     pub(crate) fn insert_rows<R: AsRef<[Value]>>(
@@ -285,30 +321,31 @@ impl Content {
         rows: impl IntoIterator<Item = R>,
     ) -> Result<u64> {
         let now = now_ms();
-        let mut batch = sled::Batch::default();
-        let mut in_batch = 0usize;
+        let mut seq = IdSeq::default();
+        let mut writes = RowWrites::new();
         let mut written = 0u64;
         for row in rows {
             let values = row.as_ref();
             self.def.check_positional(values)?;
-            let id = RowId::generate();
-            batch.insert(id.as_str(), codec::encode_row(now, values));
-            in_batch += 1;
-            if in_batch == BATCH_ROWS {
-                self.tree().apply_batch(std::mem::take(&mut batch))?;
-                written += in_batch as u64;
-                in_batch = 0;
+            writes.insert(
+                seq.next_id().as_str().as_bytes().to_vec(),
+                Some(codec::encode_row(now, values)),
+            );
+            if writes.len() == BATCH_ROWS {
+                let _lock = self.gen.lock();
+                self.write_locked(&writes)?;
+                written += writes.len() as u64;
+                writes.clear();
             }
         }
-        if in_batch > 0 {
-            self.tree().apply_batch(batch)?;
-            written += in_batch as u64;
-        }
+        let _lock = self.gen.lock();
+        self.write_locked(&writes)?;
+        written += writes.len() as u64;
         Ok(written)
     }
 
     pub(crate) fn get(&self, id: &str) -> Result<Option<Row>> {
-        match self.tree().get(id)? {
+        match self.find(id.as_bytes())? {
             None => Ok(None),
             Some(bytes) => Ok(Some(self.decode(id.as_bytes(), &bytes)?)),
         }
@@ -330,24 +367,36 @@ impl Content {
         filter.map(|f| f.compile(&self.def)).transpose()
     }
 
-    /// Calls `f` with each row (key, bytes) that matches `filter`, stopping on error.
-    fn scan(
+    /// Calls `f` with each row (id, encoded row) that matches `filter`, in id order, stopping
+    /// on error. Reads blocks without copying rows.
+    pub(crate) fn scan(
         &self,
         filter: Option<&Compiled>,
         mut f: impl FnMut(&[u8], codec::RawRow<'_>) -> Result<()>,
     ) -> Result<()> {
+        let mut last: Vec<u8> = Vec::new();
         for item in self.tree().iter() {
-            let (key, bytes) = item?;
-            let raw = self.def.raw(&key, &bytes)?;
-            if let Some(filter) = filter {
-                if !filter
-                    .matches(&raw)
-                    .map_err(|d| self.def.corrupt(&key, d))?
-                {
-                    continue;
+            let (key, block) = item?;
+            let damaged = |d: String| self.def.corrupt(&key, format!("block: {d}"));
+            let mut block_last: Option<&[u8]> = None;
+            for r in blocks::BlockRows::new(&block).map_err(damaged)? {
+                let (id, bytes) = r.map_err(damaged)?;
+                if !last.is_empty() && id <= last.as_slice() {
+                    continue; // seen in the block before a concurrent split
                 }
+                block_last = Some(id);
+                let raw = self.def.raw(id, bytes)?;
+                if let Some(filter) = filter {
+                    if !filter.matches(&raw).map_err(|d| self.def.corrupt(id, d))? {
+                        continue;
+                    }
+                }
+                f(id, raw)?;
             }
-            f(&key, raw)?;
+            if let Some(l) = block_last {
+                last.clear();
+                last.extend_from_slice(l);
+            }
         }
         Ok(())
     }
@@ -358,6 +407,8 @@ impl Content {
             None => Ok(Rows {
                 inner: RowsInner::Lazy(Box::new(LazyRows {
                     iter: self.tree().iter(),
+                    buffer: Vec::new().into_iter(),
+                    last: Vec::new(),
                     content: self.clone(),
                     filter,
                     skip: query.offset,
@@ -454,20 +505,17 @@ impl Content {
         empty: UpdateEmpty,
     ) -> Result<Row> {
         let set = self.def.update_set(values)?;
-        loop {
-            let old = self.tree().get(id)?.ok_or_else(|| Error::NoSuchRow {
-                table: self.def.name.clone(),
-                row_id: id.to_owned(),
-            })?;
-            let new = self.def.merge(id.as_bytes(), &old, &set, empty, now_ms())?;
-            if self
-                .tree()
-                .compare_and_swap(id, Some(&old), Some(new.as_slice()))?
-                .is_ok()
-            {
-                return self.decode(id.as_bytes(), &new);
-            }
-        }
+        let _lock = self.gen.lock();
+        let old = self.find(id.as_bytes())?.ok_or_else(|| Error::NoSuchRow {
+            table: self.def.name.clone(),
+            row_id: id.to_owned(),
+        })?;
+        let new = self.def.merge(id.as_bytes(), &old, &set, empty, now_ms())?;
+        let row = self.decode(id.as_bytes(), &new)?;
+        let mut w = RowWrites::new();
+        w.insert(id.as_bytes().to_vec(), Some(new));
+        self.write_locked(&w)?;
+        Ok(row)
     }
 
     pub(crate) fn update_where(
@@ -479,10 +527,8 @@ impl Content {
         let filter = filter.compile(&self.def)?;
         let set = self.def.update_set(values)?;
         let now = now_ms();
-        let mut batch = sled::Batch::default();
-        let mut pending = 0usize;
-        let mut n = 0u64;
-        let tree = self.tree().clone();
+        let _lock = self.gen.lock();
+        let mut writes = RowWrites::new();
         self.scan(Some(&filter), |key, raw| {
             let mut values = raw.values().map_err(|d| self.def.corrupt(key, d))?;
             for (i, v) in &set {
@@ -490,49 +536,40 @@ impl Content {
                     values[*i] = v.clone();
                 }
             }
-            batch.insert(key, codec::encode_row(now, &values));
-            pending += 1;
-            n += 1;
-            if pending == BATCH_ROWS {
-                tree.apply_batch(std::mem::take(&mut batch))?;
-                pending = 0;
-            }
+            writes.insert(key.to_vec(), Some(codec::encode_row(now, &values)));
             Ok(())
         })?;
-        if pending > 0 {
-            tree.apply_batch(batch)?;
-        }
+        let n = writes.len() as u64;
+        self.write_chunked(writes)?;
         Ok(n)
     }
 
     pub(crate) fn delete_row(&self, id: &str) -> Result<bool> {
-        Ok(self.tree().remove(id)?.is_some())
+        let _lock = self.gen.lock();
+        if self.find(id.as_bytes())?.is_none() {
+            return Ok(false);
+        }
+        let mut w = RowWrites::new();
+        w.insert(id.as_bytes().to_vec(), None);
+        self.write_locked(&w)?;
+        Ok(true)
     }
 
     pub(crate) fn delete_where(&self, filter: &Filter) -> Result<u64> {
         let filter = filter.compile(&self.def)?;
-        let mut batch = sled::Batch::default();
-        let mut pending = 0usize;
-        let mut n = 0u64;
-        let tree = self.tree().clone();
+        let _lock = self.gen.lock();
+        let mut writes = RowWrites::new();
         self.scan(Some(&filter), |key, _| {
-            batch.remove(key);
-            pending += 1;
-            n += 1;
-            if pending == BATCH_ROWS {
-                tree.apply_batch(std::mem::take(&mut batch))?;
-                pending = 0;
-            }
+            writes.insert(key.to_vec(), None);
             Ok(())
         })?;
-        if pending > 0 {
-            tree.apply_batch(batch)?;
-        }
+        let n = writes.len() as u64;
+        self.write_chunked(writes)?;
         Ok(n)
     }
 
-    pub(crate) fn len(&self) -> u64 {
-        self.tree().len() as u64
+    pub(crate) fn len(&self) -> Result<u64> {
+        blocks::count(&self.def.name, self.tree())
     }
 }
 
@@ -550,6 +587,10 @@ impl std::fmt::Debug for Rows {
 
 struct LazyRows {
     iter: sled::Iter,
+    /// The rows of the current block not yet looked at.
+    buffer: std::vec::IntoIter<(Vec<u8>, Vec<u8>)>,
+    /// The last row id looked at (to skip rows seen twice across a concurrent split).
+    last: Vec<u8>,
     /// Keeps the generation's tree alive while iterating.
     content: Content,
     filter: Option<Compiled>,
@@ -570,6 +611,8 @@ impl Rows {
         };
         let LazyRows {
             iter,
+            buffer,
+            last,
             content,
             filter,
             skip,
@@ -578,12 +621,23 @@ impl Rows {
         if *remaining == Some(0) {
             return None;
         }
-        for item in iter.by_ref() {
-            let (key, bytes) = match item {
-                Ok(kv) => kv,
-                Err(e) => return Some(Err(e.into())),
+        loop {
+            let Some((id, bytes)) = buffer.next() else {
+                let (key, block) = match iter.next()? {
+                    Ok(kv) => kv,
+                    Err(e) => return Some(Err(e.into())),
+                };
+                match blocks::rows_of(&content.def.name, &key, &block) {
+                    Ok(rows) => *buffer = rows.into_iter(),
+                    Err(e) => return Some(Err(e)),
+                }
+                continue;
             };
-            let raw = match content.def.raw(&key, &bytes) {
+            if !last.is_empty() && id <= *last {
+                continue;
+            }
+            last.clone_from(&id);
+            let raw = match content.def.raw(&id, &bytes) {
                 Ok(raw) => raw,
                 Err(e) => return Some(Err(e)),
             };
@@ -591,7 +645,7 @@ impl Rows {
                 match f.matches(&raw) {
                     Ok(true) => {}
                     Ok(false) => continue,
-                    Err(d) => return Some(Err(content.def.corrupt(&key, d))),
+                    Err(d) => return Some(Err(content.def.corrupt(&id, d))),
                 }
             }
             if *skip > 0 {
@@ -601,9 +655,8 @@ impl Rows {
             if let Some(r) = remaining {
                 *r -= 1;
             }
-            return Some(content.decode(&key, &bytes));
+            return Some(content.decode(&id, &bytes));
         }
-        None
     }
 }
 

@@ -296,7 +296,7 @@ fn import_into_a_generation_and_empty_cells() {
     let gen = t.begin_generation().unwrap();
     gen.import_csv("status,count,when,flag\nA,,,\n".as_bytes())
         .unwrap();
-    assert_eq!(gen.len(), 1);
+    assert_eq!(gen.len().unwrap(), 1);
     assert_eq!(t.len().unwrap(), 0);
     let row = gen.search(&Query::new()).unwrap().next().unwrap().unwrap();
     assert_eq!(

@@ -48,7 +48,7 @@ fn a_generation_is_invisible_until_replaced_in_and_survives_reopen() {
             ]
         }))
         .unwrap();
-        assert_eq!(gen.len(), 50);
+        assert_eq!(gen.len().unwrap(), 50);
         let counts = gen.count_by("status", None).unwrap();
         assert_eq!(counts["ACTIVE"], 30);
         assert_eq!(counts["SUSPENDED"], 20);
@@ -208,7 +208,7 @@ fn pending_generations_can_be_resumed_after_restart_or_discarded() {
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].id, id);
     let gen = export.resume_generation(&id).unwrap();
-    assert_eq!(gen.len(), 10);
+    assert_eq!(gen.len().unwrap(), 10);
     gen.insert_rows([[Value::from("n10"), Value::from("STAGED")]])
         .unwrap();
     let mut changes = Changes::new();
