@@ -302,7 +302,16 @@ impl Finisher<'_> {
 
 impl Drop for Finisher<'_> {
     fn drop(&mut self) {
-        if self.record.is_some() {
+        if self.record.is_none() {
+            return;
+        }
+        if std::thread::panicking() {
+            self.finish(
+                Status::Failed,
+                Some(vec!["the flow panicked".to_owned()]),
+                serde_json::Value::Null,
+            );
+        } else {
             self.finish(
                 Status::Cancelled,
                 Some(vec![
@@ -508,6 +517,7 @@ impl Engine {
         let cancel = self.inner.shutdown.child_token();
         let lineage = Lineage::main(id, Trigger::Manual, cancel.clone());
         let progress = lineage.progress.clone();
+        let flow = entry.name.clone();
         let engine = self.inner.clone();
         let task = runtime.spawn(async move {
             let result = execute(&engine, &entry, lineage, input).await;
@@ -517,7 +527,7 @@ impl Engine {
         });
         Ok(RunHandle {
             id,
-            flow: self.inner.entry::<F>()?.name.clone(),
+            flow,
             progress,
             cancel,
             task,

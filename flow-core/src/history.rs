@@ -493,8 +493,13 @@ impl History {
     pub fn mark_abandoned(&self) -> Result<usize, FlowError> {
         let me = std::process::id();
         let mut marked = 0;
+        const RUNNING: &[u8] = br#""status":"Running""#;
         for entry in self.records.iter() {
             let (key, value) = entry?;
+            // Most records are finished: skip them without decoding.
+            if !value.windows(RUNNING.len()).any(|window| window == RUNNING) {
+                continue;
+            }
             let mut record = Self::decode(&key, &value)?;
             if record.status != Status::Running || record.pid == me || process_alive(record.pid) {
                 continue;

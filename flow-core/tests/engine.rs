@@ -129,11 +129,7 @@ impl Flow for Gated {
     }
     async fn run(&self, _: &FlowContext, _: ()) -> Result<(), FlowError> {
         self.started.notify_one();
-        let _permit = self
-            .gate
-            .acquire()
-            .await
-            .map_err(|e| FlowError::permanent(e))?;
+        let _permit = self.gate.acquire().await.map_err(FlowError::permanent)?;
         Ok(())
     }
 }
@@ -484,4 +480,33 @@ async fn history_is_durable_across_engines_on_the_same_store() {
     let record = history.get(id).unwrap().unwrap();
     assert_eq!(record.output, json!(2));
     assert_eq!(record.pid, std::process::id());
+}
+
+struct Panics;
+
+#[async_trait]
+impl Flow for Panics {
+    type Input = ();
+    type Output = ();
+    fn name(&self) -> &str {
+        "Panics"
+    }
+    async fn run(&self, _: &FlowContext, _: ()) -> Result<(), FlowError> {
+        panic!("boom");
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_flow_is_reported_and_recorded_as_failed() {
+    let engine = TestEngine::new();
+    let run = engine.run(Panics, ()).await;
+    let error = run.output.unwrap_err();
+    assert!(
+        matches!(error, FlowError::Panicked { ref flow, ref message } if flow == "Panics" && message == "boom")
+    );
+    assert_eq!(run.tree.record.status, Status::Failed);
+    assert_eq!(
+        run.tree.record.error.as_deref().unwrap(),
+        ["the flow panicked"]
+    );
 }
