@@ -114,8 +114,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let written = table.insert_rows((0..rows).map(|i| user_row(i, base_ms)))?;
     let insert_s = started.elapsed().as_secs_f64();
     println!(
-        "insert: {written} rows in {insert_s:.2} s = {:.0} rows/s",
-        written as f64 / insert_s
+        "insert: {written} rows in {insert_s:.2} s = {:.0} rows/s (peak RSS so far {:.0} MB)",
+        written as f64 / insert_s,
+        peak_rss_mb().unwrap_or(f64::NAN)
     );
 
     let sample: usize = table
@@ -141,8 +142,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let count_s = started.elapsed().as_secs_f64();
     let total: u64 = counts.values().sum();
     println!(
-        "count_by(status): {total} rows in {:.0} ms: {counts:?}",
-        count_s * 1000.0
+        "count_by(status): {total} rows in {:.0} ms (peak RSS so far {:.0} MB): {counts:?}",
+        count_s * 1000.0,
+        peak_rss_mb().unwrap_or(f64::NAN)
     );
 
     let started = Instant::now();

@@ -150,6 +150,13 @@ pub struct TableInfo {
     pub rows: u64,
 }
 
+/// Database directories opened by this process (canonical path -> the store, once open).
+fn opened_here() -> &'static Mutex<HashMap<PathBuf, Weak<Inner>>> {
+    static OPENED: std::sync::OnceLock<Mutex<HashMap<PathBuf, Weak<Inner>>>> =
+        std::sync::OnceLock::new();
+    OPENED.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -176,10 +183,41 @@ fn map_open_error(path: &Path, e: sled::Error) -> Error {
 impl Store {
     /// Opens (or creates) the database in `dir`.
     ///
-    /// Fails with [`Error::Locked`] when another process has it open, and with
-    /// [`Error::Corrupt`] when the directory holds damaged or foreign files.
+    /// Fails at once with [`Error::Locked`] when another process (or another open `Store` of
+    /// this process) has it open, and with [`Error::Corrupt`] when the directory holds damaged
+    /// or foreign files. Reopening a directory whose store this process has just dropped waits
+    /// (at most 5 s) for sled's background threads to release the lock.
     pub fn open(dir: impl AsRef<Path>) -> Result<Store> {
         let path = dir.as_ref().to_path_buf();
+        // sled releases its file lock from background threads shortly after the last handle
+        // is dropped, so reopening a database this process just closed may briefly find it
+        // locked: wait for that (bounded) instead of failing. A lock held by another process,
+        // or by a store of this process that is still open, fails at once.
+        let canonical = std::fs::canonicalize(&path).ok();
+        let closed_here = canonical.as_ref().is_some_and(|c| {
+            lock(opened_here())
+                .get(c)
+                .is_some_and(|w| w.strong_count() == 0)
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let store = loop {
+            match Store::open_once(&path) {
+                Err(Error::Locked { .. })
+                    if closed_here && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => break other?,
+            }
+        };
+        if let Ok(c) = std::fs::canonicalize(&path) {
+            lock(opened_here()).insert(c, Arc::downgrade(&store.inner));
+        }
+        Ok(store)
+    }
+
+    fn open_once(path: &Path) -> Result<Store> {
+        let path = path.to_path_buf();
         let config = sled::Config::new()
             .path(&path)
             .cache_capacity(CACHE_BYTES)

@@ -17,7 +17,7 @@ use crate::store::{GenTree, Store};
 use crate::value::{Column, Value};
 
 /// Rows written per atomic sled batch by the bulk operations.
-pub(crate) const BATCH_ROWS: usize = 10_000;
+pub(crate) const BATCH_ROWS: usize = 4_096;
 
 /// A handle on a named table. Cheap to clone.
 ///
@@ -75,13 +75,13 @@ impl Table {
         self.content()?.create_row(values)
     }
 
-    /// Creates many rows (checked first, then written in batches of 10,000). Returns their ids.
+    /// Creates many rows (checked first, then written in batches of 4,096). Returns their ids.
     pub fn create_rows<C: Cells>(&self, rows: impl IntoIterator<Item = C>) -> Result<Vec<RowId>> {
         self.content()?.create_rows(rows)
     }
 
     /// Bulk insert of rows given as one value per column, in column order, each with a fresh
-    /// id. Rows are written in batches of 10,000 as they come; on an invalid row the error
+    /// id. Rows are written in batches of 4,096 as they come; on an invalid row the error
     /// names it and the batches already written stay. Returns the number of rows written.
     pub fn insert_rows<R: AsRef<[Value]>>(&self, rows: impl IntoIterator<Item = R>) -> Result<u64> {
         self.content()?.insert_rows(rows)
@@ -134,7 +134,7 @@ impl Table {
         self.content()?.update_row(row_id.as_ref(), values, empty)
     }
 
-    /// Updates every row matching `filter`; returns how many. Written in batches of 10,000
+    /// Updates every row matching `filter`; returns how many. Written in batches of 4,096
     /// rows, each atomic.
     pub fn update_where(
         &self,
@@ -150,7 +150,7 @@ impl Table {
         self.content()?.delete_row(row_id.as_ref())
     }
 
-    /// Deletes every row matching `filter`; returns how many (batches of 10,000, each atomic).
+    /// Deletes every row matching `filter`; returns how many (batches of 4,096, each atomic).
     pub fn delete_where(&self, filter: &Filter) -> Result<u64> {
         self.content()?.delete_where(filter)
     }

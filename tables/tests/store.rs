@@ -6,12 +6,17 @@ use std::time::{Duration, Instant};
 use tables::{Column, ColumnType, Error, Store, Value};
 
 const CHILD_ENV: &str = "TABLES_TEST_LOCK_CHILD_DIR";
+const PATIENT_ENV: &str = "TABLES_TEST_LOCK_CHILD_PATIENT";
 
 /// Runs this test binary again, as a separate process, with only `test` selected and
 /// `CHILD_ENV` set: that process opens the store and prints what happened.
-fn open_in_child_process(test: &str, dir: &std::path::Path) -> String {
+fn open_in_child_process(test: &str, dir: &std::path::Path, patient: bool) -> String {
     let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
+    let mut command = Command::new(exe);
+    if patient {
+        command.env(PATIENT_ENV, "1");
+    }
+    let mut child = command
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, dir)
         .stdout(Stdio::piped())
@@ -36,8 +41,16 @@ fn open_in_child_process(test: &str, dir: &std::path::Path) -> String {
 #[test]
 fn a_second_process_gets_a_locked_error() {
     if let Some(dir) = std::env::var_os(CHILD_ENV) {
-        // Child mode: report the outcome on stdout for the parent.
-        match Store::open(&dir) {
+        // Child mode: report the outcome on stdout for the parent. When the parent has closed
+        // the store, give its sled background threads a moment to release the file lock.
+        let patient = std::env::var_os(PATIENT_ENV).is_some();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut result = Store::open(&dir);
+        while patient && matches!(result, Err(Error::Locked { .. })) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            result = Store::open(&dir);
+        }
+        match result {
             Ok(_) => println!("CHILD: opened"),
             Err(e @ Error::Locked { .. }) => println!("CHILD: locked: {e}"),
             Err(e) => println!("CHILD: other error: {e}"),
@@ -46,14 +59,30 @@ fn a_second_process_gets_a_locked_error() {
     }
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let out = open_in_child_process("a_second_process_gets_a_locked_error", dir.path());
+    let out = open_in_child_process("a_second_process_gets_a_locked_error", dir.path(), false);
     assert!(
         out.contains("CHILD: locked: database ") && out.contains(&dir.path().display().to_string()),
         "child output: {out}"
     );
     drop(store);
-    let out = open_in_child_process("a_second_process_gets_a_locked_error", dir.path());
+    let out = open_in_child_process("a_second_process_gets_a_locked_error", dir.path(), true);
     assert!(out.contains("CHILD: opened"), "child output: {out}");
+}
+
+#[test]
+fn opening_twice_in_one_process_is_locked_and_reopening_after_close_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert!(matches!(Store::open(dir.path()), Err(Error::Locked { .. })));
+    drop(store);
+    // Closing and reopening at once works, although sled lets go of its file lock from
+    // background threads a moment after the last handle is dropped.
+    for i in 0..10u64 {
+        let s = Store::open(dir.path()).unwrap();
+        let t = s.ensure_table("T", &[Column::text("a")]).unwrap();
+        t.create_row(&[("a", Value::from(format!("{i}")))]).unwrap();
+        assert_eq!(t.len().unwrap(), i + 1);
+    }
 }
 
 #[test]
