@@ -124,6 +124,14 @@ impl Generation {
         self.content.insert_rows(rows)
     }
 
+    /// Same as [`Table::upsert_rows`] (positional bulk upsert with ids), into this generation.
+    pub fn upsert_rows<R: AsRef<[Value]>>(
+        &self,
+        rows: impl IntoIterator<Item = (RowId, R)>,
+    ) -> Result<u64> {
+        self.content.upsert_rows(rows)
+    }
+
     /// Same as [`Table::upsert_row`], into this generation.
     pub fn upsert_row(
         &self,

@@ -411,3 +411,39 @@ fn concurrent_writers_and_readers_lose_nothing() {
     assert_eq!(t.count(&Filter::starts_with("ID", "up")).unwrap(), 4 * 300);
     assert_eq!(t.len().unwrap(), 4 * (300 + 300 + 500));
 }
+
+#[test]
+fn upsert_rows_keys_rows_by_the_given_id_and_is_idempotent() {
+    let store = Store::temporary().unwrap();
+    let t = users(&store);
+    let row = |id: &str, status: &str| {
+        (
+            tables::RowId::from(id),
+            vec![
+                Value::from(id),
+                Value::from(status),
+                Value::from(1.0),
+                Value::Null,
+                Value::from(true),
+            ],
+        )
+    };
+    let page = vec![row("00u1", "ACTIVE"), row("00u2", "STAGED")];
+    assert_eq!(t.upsert_rows(page.clone()).unwrap(), 2);
+    // The same page again (a retried load) and a changed row: still one row per id.
+    assert_eq!(t.upsert_rows(page).unwrap(), 2);
+    t.upsert_rows([row("00u2", "ACTIVE")]).unwrap();
+    assert_eq!(t.len().unwrap(), 2);
+    assert_eq!(
+        t.get("00u2").unwrap().unwrap().get("status"),
+        Some(&Value::from("ACTIVE"))
+    );
+
+    // A bad row anywhere in the input: nothing of that call is written.
+    let mut bad = vec![row("00u3", "ACTIVE")];
+    bad.push((tables::RowId::from("00u4"), vec![Value::from("only one value")]));
+    let err = t.upsert_rows(bad).unwrap_err();
+    assert!(matches!(err, Error::WrongValueCount { .. }), "{err}");
+    assert!(t.get("00u3").unwrap().is_none());
+    assert_eq!(t.len().unwrap(), 2);
+}
