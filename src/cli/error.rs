@@ -153,7 +153,7 @@ impl CliError {
 }
 
 /// Collapses a multi-line message (e.g. a list of Config problems) onto one line.
-fn one_line(message: &str) -> String {
+pub fn one_line(message: &str) -> String {
     message
         .lines()
         .map(str::trim)

@@ -11,7 +11,7 @@ use flow_core::{
 };
 
 use super::db;
-use super::error::CliError;
+use super::error::{one_line, CliError};
 
 /// `history [--flow NAME] [--failed] [--limit N]`.
 pub fn list(db_dir: &Path, flow: Option<&str>, failed: bool, limit: usize) -> Result<(), CliError> {
@@ -105,9 +105,9 @@ pub fn tree_text(tree: &ExecutionTree, depth: usize, text: &mut String) {
     ));
     text.push_str(&format!("{pad}  id {}\n", r.id));
     if let Some(error) = r.error.as_ref().filter(|e| !e.is_empty()) {
-        text.push_str(&format!("{pad}  error: {}\n", error[0]));
+        text.push_str(&format!("{pad}  error: {}\n", one_line(&error[0])));
         for cause in &error[1..] {
-            text.push_str(&format!("{pad}    caused by: {cause}\n"));
+            text.push_str(&format!("{pad}    caused by: {}\n", one_line(cause)));
         }
     }
     for step in &r.steps {
@@ -135,9 +135,10 @@ pub fn tree_text(tree: &ExecutionTree, depth: usize, text: &mut String) {
     }
     for stream in &r.streams {
         text.push_str(&format!(
-            "{pad}  ⇉ stream to {}: {} items, {} failed, {} executions ({})\n",
+            "{pad}  ⇉ stream to {}: {} item{}, {} failed, {} executions ({})\n",
             stream.helper,
             stream.processed,
+            if stream.processed == 1 { "" } else { "s" },
             stream.failed,
             stream.executions,
             short_duration(Duration::from_millis(stream.duration_ms))
@@ -193,9 +194,9 @@ fn trigger_text(trigger: &Trigger) -> String {
 fn error_line(chain: &[String]) -> String {
     match chain {
         [] => String::new(),
-        [one] => one.clone(),
-        [first, .., last] if first.contains(last.as_str()) => first.clone(),
-        [first, .., last] => format!("{first}: {last}"),
+        [one] => one_line(one),
+        [first, .., last] if first.contains(last.as_str()) => one_line(first),
+        [first, .., last] => format!("{}: {}", one_line(first), one_line(last)),
     }
 }
 
@@ -251,5 +252,10 @@ mod tests {
             "[helper] Extract All Users failed: Okta answered 401"
         );
         assert_eq!(error_line(&chain[2..]), "Okta answered 401");
+        let multi_line = vec!["invalid Config (2 problems):\n  - row a\n  - row b".to_owned()];
+        assert_eq!(
+            error_line(&multi_line),
+            "invalid Config (2 problems): - row a - row b"
+        );
     }
 }
