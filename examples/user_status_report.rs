@@ -127,7 +127,10 @@ fn seed_demo_config(store: &Store) -> Result<(), Box<dyn std::error::Error>> {
     }
     let demo = BTreeMap::from([
         ("timezone", "Australia/Sydney"),
-        ("recipients", "okta-admins@example.com, it-reports@example.com"),
+        (
+            "recipients",
+            "okta-admins@example.com, it-reports@example.com",
+        ),
         ("logo", ""),
         ("org", "Example Org (simulated)"),
     ]);

@@ -12,10 +12,66 @@ use std::time::{Duration, Instant};
 use connectors::mail::{Attachment, Email, InlineImage};
 use mailparse::{MailHeaderMap, ParsedMail};
 
+/// A file of this folder. The facade's end-to-end tests include this module too
+/// (`#[path]`), so the folder is found from either package's manifest directory.
 pub fn support_file(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/support")
-        .join(name)
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let here = root.join("tests/support");
+    let dir = if here.join("smtp_capture.py").exists() {
+        here
+    } else {
+        root.join("connectors/tests/support")
+    };
+    dir.join(name)
+}
+
+/// A Python interpreter that has aiosmtpd: the system's `python3` if it has it, otherwise a
+/// virtual environment under the target folder into which aiosmtpd is installed once (so
+/// `cargo test` works on a fresh clone; CI installs it up front).
+pub fn python() -> PathBuf {
+    static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let has_aiosmtpd = |python: &Path| {
+                Command::new(python)
+                    .args(["-c", "import aiosmtpd"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            };
+            let system = PathBuf::from("python3");
+            if has_aiosmtpd(&system) {
+                return system;
+            }
+            let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("aiosmtpd-venv");
+            let python = venv.join("bin/python3");
+            if !has_aiosmtpd(&python) {
+                let ok = Command::new("python3")
+                    .args(["-m", "venv"])
+                    .arg(&venv)
+                    .status()
+                    .is_ok_and(|s| s.success())
+                    && Command::new(&python)
+                        .args([
+                            "-m",
+                            "pip",
+                            "install",
+                            "--quiet",
+                            "--disable-pip-version-check",
+                        ])
+                        .arg("aiosmtpd==1.4.6")
+                        .status()
+                        .is_ok_and(|s| s.success());
+                assert!(
+                    ok,
+                    "could not install aiosmtpd into {}; {INSTALL_HINT}",
+                    venv.display()
+                );
+            }
+            python
+        })
+        .clone()
 }
 
 /// Bytes that are not UTF-8 and hold CR/LF, to catch any text treatment of binary parts.
@@ -161,7 +217,7 @@ impl SmtpServer {
     pub fn start(args: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let mut child = Command::new("python3")
+        let mut child = Command::new(python())
             .arg(support_file("smtp_capture.py"))
             .args(["--port", &port.to_string(), "--out"])
             .arg(dir.path())

@@ -28,6 +28,10 @@ pub struct ExtractionCheckpoint {
     pub generation: GenerationId,
     /// When the extraction started.
     pub started_at: DateTime<Utc>,
+    /// Whether every cursor finished. A finished extraction whose run then failed (e.g. the
+    /// email could not be sent) is not reused: the next run reads the org afresh.
+    #[serde(default)]
+    pub complete: bool,
 }
 
 /// Where one cursor stopped.
@@ -64,6 +68,15 @@ impl Checkpoints {
     pub fn start(&self, extraction: &ExtractionCheckpoint) -> Result<(), Error> {
         self.clear()?;
         self.write(EXTRACTION_KEY, extraction)
+    }
+
+    /// Marks the extraction as finished.
+    pub fn finish(&self) -> Result<(), Error> {
+        if let Some(mut extraction) = self.extraction()? {
+            extraction.complete = true;
+            self.write(EXTRACTION_KEY, &extraction)?;
+        }
+        Ok(())
     }
 
     /// Where the cursor of `partition` (its filter expression) stopped, if it has begun.

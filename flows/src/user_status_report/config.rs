@@ -90,7 +90,10 @@ impl ReportConfig {
         };
         let timezone = get(rows::TIMEZONE, "an IANA time zone such as Australia/Sydney");
         let recipients = get(rows::RECIPIENTS, "comma-separated email addresses");
-        let logo = get(rows::LOGO, "an https:// image URL, or an empty value for no logo");
+        let logo = get(
+            rows::LOGO,
+            "an https:// image URL, or an empty value for no logo",
+        );
         let org = get(rows::ORG, "the tenant's display name");
 
         let timezone = timezone.and_then(|v| match parse_timezone(&v) {
@@ -180,7 +183,10 @@ pub fn parse_recipients(value: &str) -> Result<Vec<String>, String> {
             if value.trim().is_empty() {
                 return Err("no recipient given: add at least one email address".into());
             }
-            return Err(format!("entry {} is empty (two commas in a row, or a trailing comma?)", i + 1));
+            return Err(format!(
+                "entry {} is empty (two commas in a row, or a trailing comma?)",
+                i + 1
+            ));
         }
         connectors::mail::parse_address_list(address)
             .map_err(|e| format!("`{address}` is not a valid email address ({e})"))?;
@@ -202,7 +208,11 @@ pub fn parse_logo(value: &str) -> Result<Option<String>, String> {
         );
     };
     let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if host.is_empty() || url.chars().any(|c| c.is_whitespace() || c == '"' || c == '<' || c == '>') {
+    if host.is_empty()
+        || url
+            .chars()
+            .any(|c| c.is_whitespace() || c == '"' || c == '<' || c == '>')
+    {
         return Err("the logo URL is not a valid https URL".into());
     }
     Ok(Some(url.to_string()))
@@ -257,8 +267,16 @@ mod tests {
             ("timezone", "Mars/Olympus", "not an IANA time zone"),
             ("timezone", "", "empty"),
             ("recipients", "", "at least one"),
-            ("recipients", "ops@example.com,,boss@example.com", "entry 2 is empty"),
-            ("recipients", "ops@example.com, not-an-address", "`not-an-address`"),
+            (
+                "recipients",
+                "ops@example.com,,boss@example.com",
+                "entry 2 is empty",
+            ),
+            (
+                "recipients",
+                "ops@example.com, not-an-address",
+                "`not-an-address`",
+            ),
             ("logo", "http://example.com/logo.png", "https"),
             ("logo", "javascript:alert(1)", "https"),
             ("org", "   ", "must not be empty"),

@@ -29,7 +29,9 @@ pub fn subject(org: &str) -> String {
 /// Formats an instant in the report's time zone, with the zone's abbreviation
 /// (`2026-12-02 09:00 AEDT`).
 pub fn format_local(at: DateTime<Utc>, tz: Tz) -> String {
-    at.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string()
+    at.with_timezone(&tz)
+        .format("%Y-%m-%d %H:%M %Z")
+        .to_string()
 }
 
 /// One bar pair of the chart: widths are percentages of the largest count (0 = no bar).
@@ -252,7 +254,8 @@ mod tests {
     use chrono::TimeZone;
 
     fn view(org: &str, previous: bool) -> EmailView {
-        let current = StatusCounts::from_pairs([("ACTIVE", 1200), ("STAGED", 3), ("DEPROVISIONED", 7)]);
+        let current =
+            StatusCounts::from_pairs([("ACTIVE", 1200), ("STAGED", 3), ("DEPROVISIONED", 7)]);
         let prev = StatusCounts::from_pairs([("ACTIVE", 1000), ("DEPROVISIONED", 7)]);
         let table = ReportTable::build(&current, previous.then_some(&prev), &[]);
         let at = Utc.with_ymd_and_hms(2026, 12, 1, 22, 0, 0).unwrap();
@@ -282,8 +285,19 @@ mod tests {
 
     #[test]
     fn html_and_text_carry_the_same_figures() {
-        let rendered = ReportTemplates::bundled().unwrap().render(&view("Acme", true)).unwrap();
-        for needle in ["1,200", "1,000", "+200", "+20.0%", "new", "Total Users*", "AEDT"] {
+        let rendered = ReportTemplates::bundled()
+            .unwrap()
+            .render(&view("Acme", true))
+            .unwrap();
+        for needle in [
+            "1,200",
+            "1,000",
+            "+200",
+            "+20.0%",
+            "new",
+            "Total Users*",
+            "AEDT",
+        ] {
             assert!(rendered.html.contains(needle), "HTML lacks {needle}");
             assert!(rendered.text.contains(needle), "text lacks {needle}");
         }
@@ -292,7 +306,8 @@ mod tests {
 
     #[test]
     fn every_value_is_escaped_in_html_but_not_in_text() {
-        let rendered = ReportTemplates::bundled().unwrap()
+        let rendered = ReportTemplates::bundled()
+            .unwrap()
             .render(&view("<script>alert(1)</script>", false))
             .unwrap();
         assert!(!rendered.html.contains("<script>"));
@@ -302,7 +317,10 @@ mod tests {
 
     #[test]
     fn html_markup_is_balanced() {
-        let rendered = ReportTemplates::bundled().unwrap().render(&view("Acme", true)).unwrap();
+        let rendered = ReportTemplates::bundled()
+            .unwrap()
+            .render(&view("Acme", true))
+            .unwrap();
         assert_balanced(&rendered.html);
     }
 

@@ -104,7 +104,9 @@ impl Flow for RunUserStatusReport {
     }
 
     async fn run(&self, ctx: &FlowContext, input: RunReport) -> Result<ReportOutcome, FlowError> {
+        // Stored dates keep milliseconds: use the same precision everywhere in the run.
         let now = input.now.unwrap_or_else(Utc::now);
+        let now = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
         let tables = ctx
             .step("Open Tables", async { ReportTables::ensure(ctx.store()) })
             .await?;
@@ -219,11 +221,19 @@ fn commit_run(
         let cells = [
             ("status", Value::from(status.as_str())),
             ("count", Value::from(count as f64)),
-            ("previous_count", before.map_or(Value::Null, |n| Value::from(n as f64))),
+            (
+                "previous_count",
+                before.map_or(Value::Null, |n| Value::from(n as f64)),
+            ),
         ];
         match existing.get(status) {
             Some(row_id) => {
-                changes.update_row(&tables.user_summary, row_id.as_str(), &cells, UpdateEmpty::Overwrite);
+                changes.update_row(
+                    &tables.user_summary,
+                    row_id.as_str(),
+                    &cells,
+                    UpdateEmpty::Overwrite,
+                );
             }
             None => {
                 changes.create_row(&tables.user_summary, &cells);
@@ -244,7 +254,12 @@ fn commit_run(
         ];
         match dates.get(name) {
             Some(row_id) => {
-                changes.update_row(&tables.execution_dates, row_id.as_str(), &cells, UpdateEmpty::Overwrite);
+                changes.update_row(
+                    &tables.execution_dates,
+                    row_id.as_str(),
+                    &cells,
+                    UpdateEmpty::Overwrite,
+                );
             }
             None => {
                 changes.create_row(&tables.execution_dates, &cells);
@@ -283,12 +298,16 @@ fn delivery_kind(delivery: &Delivery) -> String {
 }
 
 /// Row ids of a small table by the text of one column (e.g. Config by `name`).
-fn rows_by_key(table: &tables::Table, column: &str) -> Result<BTreeMap<String, tables::RowId>, Error> {
+fn rows_by_key(
+    table: &tables::Table,
+    column: &str,
+) -> Result<BTreeMap<String, tables::RowId>, Error> {
     let mut out = BTreeMap::new();
     for row in table.search(&Query::new())? {
         let row = row?;
         if let Some(key) = row.text(column) {
-            out.entry(key.trim().to_string()).or_insert_with(|| row.id.clone());
+            out.entry(key.trim().to_string())
+                .or_insert_with(|| row.id.clone());
         }
     }
     Ok(out)
@@ -347,7 +366,8 @@ impl Flow for ExtractAllUsers {
             .await?;
         if resumed {
             tracing::info!(generation = %generation.as_str(), "resuming an interrupted extraction");
-            ctx.progress().set_message("resumed an interrupted extraction");
+            ctx.progress()
+                .set_message("resumed an interrupted extraction");
         }
 
         let mut cursors = Vec::new();
@@ -355,7 +375,9 @@ impl Flow for ExtractAllUsers {
         for query in &self.partitions {
             let key = partition_key(query);
             let start = match checkpoints.cursor(&key)? {
-                Some(CursorCheckpoint { next: None, users, .. }) => {
+                Some(CursorCheckpoint {
+                    next: None, users, ..
+                }) => {
                     already += users;
                     continue; // finished before the interruption
                 }
@@ -396,8 +418,9 @@ impl Flow for ExtractAllUsers {
         let users = ctx
             .step("Count Extracted Users", async {
                 let gen = export.resume_generation(&generation)?;
+                checkpoints.finish()?;
                 store.flush()?;
-                gen.len()
+                Ok::<_, Error>(gen.len()?)
             })
             .await?;
         Ok(Extracted {
@@ -426,10 +449,16 @@ fn prepare_generation(
     org: &str,
 ) -> Result<(GenerationId, bool), Error> {
     if let Some(cp) = checkpoints.extraction()? {
-        if cp.org == org {
+        if cp.complete {
+            tracing::info!(
+                "the last extraction finished but its run failed; reading the org afresh"
+            );
+        } else if cp.org == org {
             match export.resume_generation(&cp.generation) {
                 Ok(generation) => return Ok((generation.id().clone(), true)),
-                Err(e) => tracing::warn!("cannot resume the interrupted extraction ({e}); starting over"),
+                Err(e) => {
+                    tracing::warn!("cannot resume the interrupted extraction ({e}); starting over")
+                }
             }
         } else {
             tracing::info!("the interrupted extraction was for another org; starting over");
@@ -445,6 +474,7 @@ fn prepare_generation(
         org: org.to_string(),
         generation: generation.id().clone(),
         started_at: Utc::now(),
+        complete: false,
     })?;
     Ok((generation.id().clone(), false))
 }
@@ -569,12 +599,14 @@ impl Flow for WriteUserToTable {
     async fn run(&self, ctx: &FlowContext, batch: UserPageBatch) -> Result<(), FlowError> {
         let store = ctx.store();
         let export = store.table(schema::USER_EXPORT).map_err(table_err)?;
-        let generation = export.resume_generation(&batch.generation).map_err(table_err)?;
-        for user in &batch.users {
-            generation
-                .upsert_row(user.id.as_str(), &export_cells(user))
-                .map_err(table_err)?;
-        }
+        let generation = export
+            .resume_generation(&batch.generation)
+            .map_err(table_err)?;
+        let rows = batch
+            .users
+            .iter()
+            .map(|user| (tables::RowId::from(user.id.as_str()), export_row(user)));
+        generation.upsert_rows(rows).map_err(table_err)?;
         Checkpoints::open(store)?.save_cursor(
             &batch.partition,
             &CursorCheckpoint {
@@ -588,17 +620,17 @@ impl Flow for WriteUserToTable {
     }
 }
 
-/// A user as a User Export row.
-pub fn export_cells(user: &User) -> [(&'static str, Value); 7] {
+/// A user as a User Export row, in the order of [`schema::user_export_columns`].
+pub fn export_row(user: &User) -> [Value; 7] {
     let text = |v: &Option<String>| v.as_deref().map_or(Value::Null, Value::from);
     [
-        ("ID", Value::from(user.id.as_str())),
-        ("login", text(&user.profile.login)),
-        ("email", text(&user.profile.email)),
-        ("first_name", text(&user.profile.first_name)),
-        ("last_name", text(&user.profile.last_name)),
-        ("status", Value::from(user.status.as_str())),
-        ("last_login_date", user.last_login.map_or(Value::Null, Value::Date)),
+        Value::from(user.id.as_str()),
+        text(&user.profile.login),
+        text(&user.profile.email),
+        text(&user.profile.first_name),
+        text(&user.profile.last_name),
+        Value::from(user.status.as_str()),
+        user.last_login.map_or(Value::Null, Value::Date),
     ]
 }
 
@@ -713,7 +745,11 @@ impl Flow for CalculateStatusTotals {
         CALCULATE_STATUS_TOTALS
     }
 
-    async fn run(&self, ctx: &FlowContext, input: TotalsRequest) -> Result<StatusCounts, FlowError> {
+    async fn run(
+        &self,
+        ctx: &FlowContext,
+        input: TotalsRequest,
+    ) -> Result<StatusCounts, FlowError> {
         let store = ctx.store().clone();
         ctx.step("Count Users by Status", async move {
             let export = store.table(schema::USER_EXPORT)?;

@@ -50,6 +50,7 @@ use connectors::okta::{every_user_partitions, UserDirectory, UserQuery};
 use flow_core::{Engine, Execution, Flow, FlowContext, FlowError};
 use serde::{Deserialize, Serialize};
 
+pub use self::email::ReportTemplates;
 pub use self::flows::{
     CalculateStatusTotals, EmailRequest, ExtractAllUsers, ExtractRequest, Extracted,
     InitializeRequest, InitializeSummaryTable, PreviousReport, RunReport, RunUserStatusReport,
@@ -57,7 +58,6 @@ pub use self::flows::{
     CALCULATE_STATUS_TOTALS, EXTRACT_ALL_USERS, INITIALIZE_SUMMARY_TABLE, RUN_USER_STATUS_REPORT,
     SEND_SUMMARY_EMAIL, WRITE_USER_TO_TABLE,
 };
-pub use self::email::ReportTemplates;
 pub use self::summary::{StatusCounts, StatusGroup};
 
 /// The default sender address.
