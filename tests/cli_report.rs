@@ -12,7 +12,6 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use cli_support::{flowkit, flowkit_std, import_config, json, start_sim, ChildGuard, Sim};
-use predicates::prelude::*;
 use predicates::str::contains;
 
 /// `flowkit` pointed at the simulator, its database and an outbox in `dir`.

@@ -76,18 +76,47 @@ fn activity_note(activity: &ClientActivity, now: DateTime<Utc>) -> Option<String
 }
 
 const BAR_KNOWN: &str =
-    "{spinner} Extracting users [{bar:30}] {human_pos}/{human_len} ({per_sec}, ETA {eta}) {msg}";
-const BAR_UNKNOWN: &str = "{spinner} Extracting users: {human_pos} users ({per_sec}) {msg}";
+    "{spinner} Extracting users [{bar:30}] {human_pos}/{human_len} ({rate}, ETA {eta}) {msg}";
+const BAR_UNKNOWN: &str = "{spinner} Extracting users: {human_pos} users ({rate}) {msg}";
+
+/// A note when the client held requests back for the rate limit since the last look:
+/// pacing (spreading requests over the window) is not an error, but it explains a slow rate.
+fn pacing_note(
+    client: &OktaClient,
+    waited_before: Duration,
+    waited_now: Duration,
+) -> Option<String> {
+    if waited_now <= waited_before {
+        return None;
+    }
+    let mut note = "pacing requests for the Okta rate limit".to_owned();
+    if let Some(limit) = client.rate_limiter().snapshot() {
+        note.push_str(&format!(
+            " ({}/{} left until {})",
+            limit.remaining,
+            limit.limit,
+            limit.reset.with_timezone(&Local).format("%H:%M:%S")
+        ));
+    }
+    Some(note)
+}
 
 async fn bar_loop(progress: Progress, client: OktaClient, stop: CancellationToken) {
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
     let style = |template: &str| {
         ProgressStyle::with_template(template)
             .unwrap_or_else(|_| ProgressStyle::default_spinner())
+            .with_key(
+                "rate",
+                |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.0}/s", state.per_sec());
+                },
+            )
             .progress_chars("=> ")
     };
     bar.set_style(style(BAR_UNKNOWN));
     let mut known = false;
+    let mut waited = Duration::ZERO;
     let activity = client.activity();
     let mut tick = tokio::time::interval(Duration::from_millis(150));
     loop {
@@ -109,7 +138,10 @@ async fn bar_loop(progress: Progress, client: OktaClient, stop: CancellationToke
         if stats.retries > 0 {
             message.push_str(&format!(" · {} retries", stats.retries));
         }
-        if let Some(note) = activity_note(&activity.borrow(), Utc::now()) {
+        let note = activity_note(&activity.borrow(), Utc::now())
+            .or_else(|| pacing_note(&client, waited, stats.rate_limit_wait));
+        waited = stats.rate_limit_wait;
+        if let Some(note) = note {
             message.push_str(" · ");
             message.push_str(&note);
         }
@@ -129,6 +161,7 @@ async fn log_loop(progress: Progress, client: OktaClient, stop: CancellationToke
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     tick.tick().await; // the first tick is immediate: nothing to say yet
     let mut last_message = String::new();
+    let mut waited = Duration::ZERO;
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
@@ -137,16 +170,18 @@ async fn log_loop(progress: Progress, client: OktaClient, stop: CancellationToke
                 let stats = client.stats();
                 let secs = started.elapsed().as_secs_f64().max(0.001);
                 let rate = snapshot.done as f64 / secs;
-                match snapshot.expected {
-                    Some(expected) => tracing::info!(
-                        "extracting users: {}/{expected}, {} pages, {rate:.0} users/s",
-                        snapshot.done, stats.pages
-                    ),
-                    None => tracing::info!(
-                        "extracting users: {} so far, {} pages, {rate:.0} users/s",
-                        snapshot.done, stats.pages
-                    ),
-                }
+                let pacing = pacing_note(&client, waited, stats.rate_limit_wait)
+                    .map(|note| format!("; {note}"))
+                    .unwrap_or_default();
+                waited = stats.rate_limit_wait;
+                let so_far = match snapshot.expected {
+                    Some(expected) => format!("{}/{expected}", snapshot.done),
+                    None => format!("{} so far", snapshot.done),
+                };
+                tracing::info!(
+                    "extracting users: {so_far}, {} pages, {rate:.0} users/s{pacing}",
+                    stats.pages
+                );
             }
             changed = activity.changed() => {
                 if changed.is_err() {
