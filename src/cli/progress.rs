@@ -76,29 +76,47 @@ fn activity_note(activity: &ClientActivity, now: DateTime<Utc>) -> Option<String
 }
 
 const BAR_KNOWN: &str =
-    "{spinner} Extracting users [{bar:30}] {human_pos}/{human_len} ({rate}, ETA {eta}) {msg}";
-const BAR_UNKNOWN: &str = "{spinner} Extracting users: {human_pos} users ({rate}) {msg}";
+    "{spinner} Extracting users [{bar:30}] {human_pos}/{human_len} ({rate}, ETA {eta}) {wide_msg}";
+const BAR_UNKNOWN: &str = "{spinner} Extracting users: {human_pos} users ({rate}) {wide_msg}";
 
-/// A note when the client held requests back for the rate limit since the last look:
-/// pacing (spreading requests over the window) is not an error, but it explains a slow rate.
-fn pacing_note(
-    client: &OktaClient,
-    waited_before: Duration,
-    waited_now: Duration,
-) -> Option<String> {
-    if waited_now <= waited_before {
-        return None;
+/// Tracks rate-limit pacing (requests spread over the window so the budget lasts): not an
+/// error, but it explains a slow rate, so it is shown while a paced wait lasts.
+struct Pacing {
+    waited: Duration,
+    until: Instant,
+}
+
+impl Pacing {
+    fn new() -> Pacing {
+        Pacing {
+            waited: Duration::ZERO,
+            until: Instant::now(),
+        }
     }
-    let mut note = "pacing requests for the Okta rate limit".to_owned();
-    if let Some(limit) = client.rate_limiter().snapshot() {
-        note.push_str(&format!(
-            " ({}/{} left until {})",
-            limit.remaining,
-            limit.limit,
-            limit.reset.with_timezone(&Local).format("%H:%M:%S")
-        ));
+
+    /// Looks at the client's total rate-limit wait; returns a note while a wait lasts.
+    fn note(&mut self, client: &OktaClient, total_wait: Duration) -> Option<String> {
+        let now = Instant::now();
+        if total_wait > self.waited {
+            // The added wait approximates the sleep just started (capped: it is summed over
+            // concurrent requests).
+            self.until = now + (total_wait - self.waited).min(Duration::from_secs(60));
+            self.waited = total_wait;
+        }
+        if now >= self.until {
+            return None;
+        }
+        let mut note = "pacing requests for the Okta rate limit".to_owned();
+        if let Some(limit) = client.rate_limiter().snapshot() {
+            note.push_str(&format!(
+                " ({}/{} left until {})",
+                limit.remaining,
+                limit.limit,
+                limit.reset.with_timezone(&Local).format("%H:%M:%S")
+            ));
+        }
+        Some(note)
     }
-    Some(note)
 }
 
 async fn bar_loop(progress: Progress, client: OktaClient, stop: CancellationToken) {
@@ -116,7 +134,7 @@ async fn bar_loop(progress: Progress, client: OktaClient, stop: CancellationToke
     };
     bar.set_style(style(BAR_UNKNOWN));
     let mut known = false;
-    let mut waited = Duration::ZERO;
+    let mut pacing = Pacing::new();
     let activity = client.activity();
     let mut tick = tokio::time::interval(Duration::from_millis(150));
     loop {
@@ -138,9 +156,8 @@ async fn bar_loop(progress: Progress, client: OktaClient, stop: CancellationToke
         if stats.retries > 0 {
             message.push_str(&format!(" · {} retries", stats.retries));
         }
-        let note = activity_note(&activity.borrow(), Utc::now())
-            .or_else(|| pacing_note(&client, waited, stats.rate_limit_wait));
-        waited = stats.rate_limit_wait;
+        let paced = pacing.note(&client, stats.rate_limit_wait);
+        let note = activity_note(&activity.borrow(), Utc::now()).or(paced);
         if let Some(note) = note {
             message.push_str(" · ");
             message.push_str(&note);
@@ -161,7 +178,7 @@ async fn log_loop(progress: Progress, client: OktaClient, stop: CancellationToke
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     tick.tick().await; // the first tick is immediate: nothing to say yet
     let mut last_message = String::new();
-    let mut waited = Duration::ZERO;
+    let mut pacing = Pacing::new();
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
@@ -170,16 +187,16 @@ async fn log_loop(progress: Progress, client: OktaClient, stop: CancellationToke
                 let stats = client.stats();
                 let secs = started.elapsed().as_secs_f64().max(0.001);
                 let rate = snapshot.done as f64 / secs;
-                let pacing = pacing_note(&client, waited, stats.rate_limit_wait)
+                let paced = pacing
+                    .note(&client, stats.rate_limit_wait)
                     .map(|note| format!("; {note}"))
                     .unwrap_or_default();
-                waited = stats.rate_limit_wait;
                 let so_far = match snapshot.expected {
                     Some(expected) => format!("{}/{expected}", snapshot.done),
                     None => format!("{} so far", snapshot.done),
                 };
                 tracing::info!(
-                    "extracting users: {so_far}, {} pages, {rate:.0} users/s{pacing}",
+                    "extracting users: {so_far}, {} pages, {rate:.0} users/s{paced}",
                     stats.pages
                 );
             }
