@@ -154,7 +154,12 @@ async fn bar_loop(progress: Progress, client: OktaClient, stop: CancellationToke
         let stats = client.stats();
         let mut message = format!("· {} pages", stats.pages);
         if stats.retries > 0 {
-            message.push_str(&format!(" · {} retries", stats.retries));
+            let plural = if stats.retries == 1 {
+                "retry"
+            } else {
+                "retries"
+            };
+            message.push_str(&format!(" · {} {plural}", stats.retries));
         }
         let paced = pacing.note(&client, stats.rate_limit_wait);
         let note = activity_note(&activity.borrow(), Utc::now()).or(paced);
