@@ -1,6 +1,7 @@
 //! Extraction benchmark: the simulator serves N users (default 1,000,000, no rate limit) and
 //! the client extracts all of them with `list_every_user` (8 concurrent cursors), in one
-//! process. Prints users/s and the peak resident memory (VmHWM).
+//! process. Prints users/s and the peak resident memory (VmHWM). A first phase measures the
+//! simulator alone: one cursor fetching raw pages (no parsing), following `Link` headers.
 //!
 //! ```text
 //! cargo run --release -p flowkit-connectors --features simulator --example okta_bench -- 1000000
@@ -24,6 +25,43 @@ fn vm_hwm() -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
+/// Fetches up to 1,000 pages of the ACTIVE partition without parsing them.
+async fn serve_only(base: &str, token: &str, users: u64) -> Result<(), reqwest::Error> {
+    let http = reqwest::Client::new();
+    let mut next = Some(format!(
+        "{base}/api/v1/users?limit=200&filter=status%20eq%20%22ACTIVE%22"
+    ));
+    let (mut pages, mut bytes) = (0u64, 0u64);
+    let started = Instant::now();
+    while let Some(url) = next.take() {
+        if pages == 1_000 || pages * 200 >= users {
+            break;
+        }
+        let response = http
+            .get(&url)
+            .header("Authorization", format!("SSWS {token}"))
+            .send()
+            .await?;
+        next = response
+            .headers()
+            .get_all("link")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.ends_with("rel=\"next\""))
+            .and_then(|v| v.split_once('>'))
+            .map(|(url, _)| url.trim_start_matches('<').to_owned());
+        bytes += response.bytes().await?.len() as u64;
+        pages += 1;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "simulator alone (1 cursor, no parsing): {pages} pages, {:.0} users/s, {:.0} MB/s",
+        pages as f64 * 200.0 / secs,
+        bytes as f64 / secs / 1e6
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() {
     let users: u64 = std::env::args()
@@ -45,6 +83,11 @@ async fn main() {
             std::process::exit(1);
         }
     };
+    if let Err(e) = serve_only(&sim.url(), sim.token(), users).await {
+        eprintln!("okta_bench: {e}");
+        std::process::exit(1);
+    }
+
     let started = Instant::now();
     let mut counts = std::collections::BTreeMap::<UserStatus, u64>::new();
     let mut pages = std::pin::pin!(list_every_user(Arc::new(client.clone()), concurrency));
