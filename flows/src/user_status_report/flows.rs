@@ -412,8 +412,12 @@ impl Flow for ExtractAllUsers {
             };
             ctx.stream::<WriteUserToTable>(pages, options)
         });
-        let summaries = futures::future::try_join_all(streams).await?;
-        let pages: u64 = summaries.iter().map(|s| s.processed).sum();
+        // Every cursor runs to its own end even if another fails, so that each saves as much
+        // progress as it can for a resumed run; then the first failure fails the extraction.
+        let mut pages = 0;
+        for summary in futures::future::join_all(streams).await {
+            pages += summary?.processed;
+        }
 
         let users = ctx
             .step("Count Extracted Users", async {
