@@ -26,7 +26,7 @@ pub mod simulator;
 pub use client::{ClientActivity, ClientStats, OktaClient};
 pub use config::{Credentials, OktaConfig, PrivateKeyCredentials, Secret};
 pub use error::Error;
-pub use model::{User, UserProfile, UserStatus, UserType};
+pub use model::{RawJson, User, UserProfile, UserStatus, UserType};
 pub use pages::{
     every_user_partitions, list_every_user, list_pages, list_partitions, list_users, NextLink,
     PageRequest, UserDirectory, UserPage, UserQuery, MAX_PAGE_SIZE,
