@@ -280,7 +280,11 @@ fn commit_run(
     history.push(("total".to_string(), Value::from(counts.total() as f64)));
     history.push((
         "delivery".to_string(),
-        Value::from(format!("{}:{}", delivery_kind(delivery), delivery.location)),
+        Value::from(format!(
+            "{}:{}",
+            DeliveryInfo::from(delivery).kind,
+            delivery.location
+        )),
     ));
     changes.create_row(&tables.report_history, history.as_slice());
 
@@ -288,13 +292,6 @@ fn commit_run(
     store.apply(changes)?;
     store.flush()?;
     Ok(())
-}
-
-fn delivery_kind(delivery: &Delivery) -> String {
-    serde_json::to_value(delivery.kind)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| format!("{:?}", delivery.kind).to_lowercase())
 }
 
 /// Row ids of a small table by the text of one column (e.g. Config by `name`).
