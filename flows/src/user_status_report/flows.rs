@@ -114,6 +114,12 @@ impl Flow for RunUserStatusReport {
             .step("Read Config", async { read_config(&tables) })
             .await?;
 
+        // The last delivered export's size is a good guess of how many users there are: it
+        // lets a progress display show an ETA (Okta has no count endpoint).
+        let expected = tables.user_export.len().map_err(table_err)?;
+        if expected > 0 {
+            ctx.progress().set_expected(Some(expected));
+        }
         let extracted = ctx.call::<ExtractAllUsers>(ExtractRequest {}).await?;
         let previous = ctx
             .call::<InitializeSummaryTable>(InitializeRequest {})
