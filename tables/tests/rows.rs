@@ -441,7 +441,10 @@ fn upsert_rows_keys_rows_by_the_given_id_and_is_idempotent() {
 
     // A bad row anywhere in the input: nothing of that call is written.
     let mut bad = vec![row("00u3", "ACTIVE")];
-    bad.push((tables::RowId::from("00u4"), vec![Value::from("only one value")]));
+    bad.push((
+        tables::RowId::from("00u4"),
+        vec![Value::from("only one value")],
+    ));
     let err = t.upsert_rows(bad).unwrap_err();
     assert!(matches!(err, Error::WrongValueCount { .. }), "{err}");
     assert!(t.get("00u3").unwrap().is_none());
