@@ -14,7 +14,9 @@ use flowkit::connectors::okta::{
     Credentials, OktaClient, PageRequest, Secret, UserDirectory, UserPage,
 };
 use flowkit::flow_core::FlowError;
-use flowkit::flows::user_status_report::summary::{percent_change, signed_change, thousands};
+use flowkit::flows::user_status_report::summary::{
+    percent_change, signed_change, thousands, STATUSES,
+};
 use flowkit::flows::user_status_report::{
     schema, write_config, ReportOutcome, UserStatusReport, EXTRACT_ALL_USERS,
     RUN_USER_STATUS_REPORT, SEND_SUMMARY_EMAIL,
@@ -22,17 +24,6 @@ use flowkit::flows::user_status_report::{
 use flowkit::tables::Store;
 use mailparse::{MailHeaderMap, ParsedMail};
 use support::SmtpServer;
-
-const STATUSES: [&str; 8] = [
-    "ACTIVE",
-    "PROVISIONED",
-    "SUSPENDED",
-    "RECOVERY",
-    "STAGED",
-    "LOCKED_OUT",
-    "PASSWORD_EXPIRED",
-    "DEPROVISIONED",
-];
 
 struct Fixture {
     _dir: tempfile::TempDir,
