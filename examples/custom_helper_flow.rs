@@ -210,8 +210,14 @@ impl Flow for LogTotals {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse();
+async fn main() {
+    if let Err(error) = run(Args::parse()).await {
+        eprintln!("error: {error}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let dir = args.db.parent().map(PathBuf::from).unwrap_or_default();
     std::fs::create_dir_all(&dir)?;
     let store = Store::open(&args.db)?;
