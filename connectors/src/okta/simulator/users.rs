@@ -114,6 +114,9 @@ pub(crate) struct Population {
     pub base: u64,
     pub epoch: u64,
     id_tag: [u8; 6],
+    /// The number behind the first user's id, and the step between consecutive users' ids.
+    id_offset: u64,
+    id_stride: u64,
 }
 
 /// One user's attributes (dates in epoch seconds); names by index into the tables.
@@ -140,11 +143,14 @@ impl Population {
             *b = BASE62[(tag % 62) as usize];
             tag /= 62;
         }
+        let spread = mix(seed ^ 0x5EED_0FF5);
         Population {
             seed,
             base,
             epoch,
             id_tag,
+            id_offset: spread % ID_OFFSET_RANGE,
+            id_stride: ID_STRIDE_MIN + (spread >> 40) % ID_STRIDE_MIN,
         }
     }
 
@@ -246,11 +252,16 @@ impl Population {
     }
 
     /// The user id (`00u` + 17 characters), a bijection of the index for this seed.
+    ///
+    /// Ids grow with the index (a seeded offset plus the index times a seeded stride, in
+    /// fixed-width base62 whose digits sort like their values), so every cursor lists users
+    /// in ascending id order, as Okta's keyset pagination does: the `after` cursor is the
+    /// last id served and the next page starts above it.
     pub(crate) fn id(&self, index: u64) -> [u8; 20] {
         let mut id = [0u8; 20];
         id[..3].copy_from_slice(b"00u");
         id[3..9].copy_from_slice(&self.id_tag);
-        let mut n = permute(index, self.seed);
+        let mut n = self.id_number(index);
         for slot in id[9..].iter_mut().rev() {
             *slot = BASE62[(n % 62) as usize];
             n /= 62;
@@ -269,8 +280,19 @@ impl Population {
             let digit = BASE62.iter().position(|&c| c == b)? as u64;
             n = n.checked_mul(62)?.checked_add(digit)?;
         }
-        let index = unpermute(n, self.seed);
+        let steps = n.checked_sub(self.id_offset)?;
+        if steps % self.id_stride != 0 {
+            return None;
+        }
+        let index = steps / self.id_stride;
         (index < self.total()).then_some(index)
+    }
+
+    /// The number an id spells: offset + index × stride (below 2^64 for any index under
+    /// 8 × 10^12, far beyond any simulated org).
+    fn id_number(&self, index: u64) -> u64 {
+        self.id_offset
+            .wrapping_add(index.wrapping_mul(self.id_stride))
     }
 
     pub(crate) fn login(&self, user: &SimUser) -> String {
@@ -347,6 +369,11 @@ fn draw_status(h: u64) -> u8 {
     }
 }
 
+/// Ids start below this number (62^10: leaves the first base62 digit small).
+const ID_OFFSET_RANGE: u64 = 839_299_365_868_340_224;
+/// Strides lie in [this, 2 × this): ids look scattered but sort by index.
+const ID_STRIDE_MIN: u64 = 1 << 20;
+
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// splitmix64's finalizer: a fast, well-mixing bijection of u64.
@@ -354,40 +381,6 @@ pub(crate) fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
-}
-
-fn permute(index: u64, seed: u64) -> u64 {
-    mix(index ^ seed.rotate_left(17))
-}
-
-fn unpermute(value: u64, seed: u64) -> u64 {
-    let mut z = unxorshift(value, 31);
-    z = z.wrapping_mul(mod_inverse(0x94D0_49BB_1331_11EB));
-    z = unxorshift(z, 27);
-    z = z.wrapping_mul(mod_inverse(0xBF58_476D_1CE4_E5B9));
-    unxorshift(z, 30) ^ seed.rotate_left(17)
-}
-
-/// Inverse of `x ^ (x >> shift)`.
-fn unxorshift(value: u64, shift: u32) -> u64 {
-    let mut x = value;
-    let mut i = shift;
-    while i < 64 {
-        x = value ^ (x >> shift);
-        i += shift;
-    }
-    x
-}
-
-/// Inverse of an odd number modulo 2^64 (Newton's iteration).
-const fn mod_inverse(a: u64) -> u64 {
-    let mut x = a;
-    let mut i = 0;
-    while i < 6 {
-        x = x.wrapping_mul(2u64.wrapping_sub(a.wrapping_mul(x)));
-        i += 1;
-    }
-    x
 }
 
 /// Writes `"YYYY-MM-DDTHH:MM:SS.000Z"` or `null`.
@@ -446,6 +439,13 @@ mod tests {
             seen.insert(id);
         }
         assert_eq!(seen.len(), 10_000);
+        // Ids sort like their indexes (keyset pagination), including across base62 digits.
+        let ids: Vec<[u8; 20]> = (0..10_000).map(|i| pop.id(i)).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids ascend");
+        let last = String::from_utf8(pop.id(9_999).to_vec()).unwrap();
+        let mut bumped = last.into_bytes();
+        bumped[19] = if bumped[19] == b'z' { b'y' } else { b'z' };
+        assert_eq!(pop.index_of(std::str::from_utf8(&bumped).unwrap()), None);
         assert_eq!(pop.index_of("00uXXXXXXXXXXXXXXXXX"), None);
         let other = Population::new(43, 10_000, 0);
         let id = String::from_utf8(pop.id(5).to_vec()).unwrap();
