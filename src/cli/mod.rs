@@ -140,6 +140,24 @@ enum Command {
     Sim(SimArgs),
 }
 
+impl Command {
+    /// The command's words without option values (which may hold secrets), e.g.
+    /// `flowkit run user-status-report`.
+    fn label(&self) -> String {
+        let words = match self {
+            Command::Run { .. } => "run user-status-report",
+            Command::Schedule(_) => "schedule user-status-report",
+            Command::Tables(TablesCommand::List) => "tables list",
+            Command::Tables(TablesCommand::Show { .. }) => "tables show",
+            Command::Tables(TablesCommand::Import { .. }) => "tables import",
+            Command::Tables(TablesCommand::Export { .. }) => "tables export",
+            Command::History(_) => "history",
+            Command::Sim(_) => "sim",
+        };
+        format!("flowkit {words}")
+    }
+}
+
 /// The flows the CLI runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FlowName {
@@ -305,6 +323,7 @@ pub struct SimArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
+    db::set_command(cli.command.label());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

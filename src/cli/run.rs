@@ -138,14 +138,14 @@ pub fn summary_text(outcome: &ReportOutcome) -> String {
     }
     text.push('\n');
     text.push_str(&format!(
-        "Users extracted: {} (DEPROVISIONED included){}\n",
-        outcome.users_extracted,
-        if outcome.resumed {
-            "; resumed an interrupted extraction"
-        } else {
-            ""
-        }
+        "Users extracted: {} (DEPROVISIONED included)\n",
+        outcome.users_extracted
     ));
+    if outcome.resumed {
+        text.push_str(
+            "Resumed:         an interrupted extraction, from each cursor's last saved page\n",
+        );
+    }
     match outcome.previous_generated_at {
         Some(at) => text.push_str(&format!(
             "Compared with:   the report of {}\n",

@@ -115,8 +115,8 @@ fn open_table(store: &Store, name: &str, db_dir: &Path) -> Result<Table, CliErro
     }
 }
 
-/// Writes to a temporary file beside `path` and renames it, so a failed export leaves no
-/// half-written file.
+/// Writes to a temporary file beside `path` (mode 0600) and renames it, so a failed export
+/// leaves no half-written file.
 fn export_to_file(table: &Table, path: &Path, options: ExportOptions) -> Result<u64, CliError> {
     let write_error = |source| CliError::Write {
         path: path.to_path_buf(),
@@ -125,7 +125,15 @@ fn export_to_file(table: &Table, path: &Path, options: ExportOptions) -> Result<
     let mut partial = path.as_os_str().to_owned();
     partial.push(".partial");
     let partial = PathBuf::from(partial);
-    let file = File::create(&partial).map_err(write_error)?;
+    // Exports hold user data: readable by the owner only, like the database and the outbox.
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        open.mode(0o600);
+    }
+    let file = open.open(&partial).map_err(write_error)?;
     let mut writer = BufWriter::new(file);
     let rows = match table.export_csv_with(&mut writer, options) {
         Ok(rows) => rows,

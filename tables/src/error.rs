@@ -13,10 +13,15 @@ use crate::value::ColumnType;
 pub enum Error {
     /// Another process has the database open. Stop that process (or use another directory)
     /// and retry; this is not a corruption.
-    #[error("database {path} is in use by another process (sled holds a lock on it); stop the other process or use another --db directory")]
+    #[error(
+        "database {path} is in use by {}; stop it or use another --db directory",
+        holder_text(.holder)
+    )]
     Locked {
         /// The database directory.
         path: PathBuf,
+        /// Who holds it, from its `flowkit.lock` record (`None` if there is no readable one).
+        holder: Option<crate::store::LockHolder>,
     },
     /// The database directory exists but its files are damaged or not a sled 0.34 database.
     #[error("database {path} is corrupt or not a flowkit database: {detail}")]
@@ -173,6 +178,13 @@ pub enum Error {
         /// The writer's error.
         source: csv::Error,
     },
+}
+
+fn holder_text(holder: &Option<crate::store::LockHolder>) -> String {
+    match holder {
+        Some(h) => format!("another {h}"),
+        None => "another process (sled holds a lock on it)".to_owned(),
+    }
 }
 
 fn column_suffix(column: &Option<String>) -> String {

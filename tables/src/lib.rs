@@ -86,6 +86,6 @@ pub use csv_io::{ExportOptions, ImportSummary};
 pub use error::{Error, Result};
 pub use filter::{Filter, Op, Order, Query};
 pub use row::{Cells, Row, RowId, UpdateEmpty};
-pub use store::{Store, TableInfo};
+pub use store::{LockHolder, Store, TableInfo, LOCK_FILE};
 pub use table::{Rows, Table};
 pub use value::{format_date, parse_date, Column, ColumnType, Value};

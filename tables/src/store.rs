@@ -168,7 +168,8 @@ fn map_open_error(path: &Path, e: sled::Error) -> Error {
             if io.to_string().contains("could not acquire lock")
                 || io.kind() == std::io::ErrorKind::WouldBlock =>
         {
-            Error::Locked { path }
+            let holder = LockHolder::read(&path);
+            Error::Locked { path, holder }
         }
         sled::Error::Corruption { .. }
         | sled::Error::Unsupported(_)
@@ -180,6 +181,155 @@ fn map_open_error(path: &Path, e: sled::Error) -> Error {
     }
 }
 
+/// Name of the file, inside the database directory, that says which process has it open.
+pub const LOCK_FILE: &str = "flowkit.lock";
+
+/// The process that has a database open, as recorded in its `flowkit.lock` file.
+///
+/// sled's own file lock is what keeps a second process out (the kernel releases it when the
+/// process dies, however it dies); this record only lets the refused process say who holds
+/// the database. A record left behind by a killed process is harmless: the next process to
+/// open the database overwrites it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockHolder {
+    /// Process id.
+    pub pid: u32,
+    /// When it opened the database.
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    /// What it is (e.g. `flowkit run user-status-report`); never its arguments, which may
+    /// hold secrets.
+    pub command: String,
+}
+
+impl std::fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "process {} (`{}`, started {})",
+            self.pid,
+            self.command,
+            self.started_at.format("%Y-%m-%d %H:%M:%S UTC")
+        )
+    }
+}
+
+impl LockHolder {
+    /// The record in database directory `dir`, if there is a readable one.
+    pub fn read(dir: &Path) -> Option<LockHolder> {
+        let bytes = std::fs::read(dir.join(LOCK_FILE)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Records this process as the holder of `dir` (owner-only file, written whole: a
+    /// temporary file renamed over the old record).
+    fn write(&self, dir: &Path) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec(self).map_err(std::io::Error::other)?;
+        let partial = dir.join(format!("{LOCK_FILE}.{}.partial", self.pid));
+        {
+            use std::io::Write;
+            let mut file = private_file(&partial)?;
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+        }
+        std::fs::rename(&partial, dir.join(LOCK_FILE))
+    }
+}
+
+/// What this process is, for the lock record: the executable's file name.
+fn default_command() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// Creates (or truncates) `path` readable and writable by the owner only.
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
+}
+
+/// Creates the database directory owner-only (0700), or takes group and other access away
+/// from an existing one: it holds user data. sled creates its files with the process umask;
+/// inside an owner-only directory nobody else can reach them whatever their modes, and the
+/// files present at open are narrowed to 0600 as well.
+fn prepare_private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        match std::fs::metadata(dir) {
+            Ok(meta) if meta.is_dir() => {
+                let mode = meta.permissions().mode();
+                if mode & 0o077 != 0 {
+                    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o700))?;
+                }
+            }
+            // A file in the way: sled reports it, naming the path.
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent)?;
+                }
+                std::fs::DirBuilder::new().mode(0o700).create(dir)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir)?;
+    }
+    Ok(())
+}
+
+/// Narrows the modes of the files sled keeps at the top of `dir` (and in `blobs/`) to 0600.
+fn narrow_file_modes(dir: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let narrow = |path: &Path| {
+            if let Ok(meta) = std::fs::symlink_metadata(path) {
+                let mode = meta.permissions().mode();
+                let wanted = if meta.is_dir() {
+                    mode & 0o700
+                } else {
+                    mode & 0o600
+                };
+                if mode & 0o777 != wanted & 0o777 && !meta.file_type().is_symlink() {
+                    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(wanted));
+                }
+            }
+        };
+        for sub in [dir.to_path_buf(), dir.join("blobs")] {
+            if let Ok(entries) = std::fs::read_dir(&sub) {
+                for entry in entries.flatten() {
+                    narrow(&entry.path());
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Still holding sled's lock here (the database is closed after this body): remove
+        // the record if it is still this process's.
+        if let Some(path) = &self.path {
+            if LockHolder::read(path).is_some_and(|h| h.pid == std::process::id()) {
+                let _ = std::fs::remove_file(path.join(LOCK_FILE));
+            }
+        }
+    }
+}
+
 impl Store {
     /// Opens (or creates) the database in `dir`.
     ///
@@ -188,7 +338,18 @@ impl Store {
     /// or foreign files. Reopening a directory whose store this process has just dropped waits
     /// (at most 5 s) for sled's background threads to release the lock.
     pub fn open(dir: impl AsRef<Path>) -> Result<Store> {
+        Store::open_as(dir, &default_command())
+    }
+
+    /// [`Store::open`], recording `command` (e.g. `flowkit run user-status-report`) as what
+    /// holds the database, so that a process refused with [`Error::Locked`] can say who has
+    /// it. Never pass arguments that may hold secrets.
+    pub fn open_as(dir: impl AsRef<Path>, command: &str) -> Result<Store> {
         let path = dir.as_ref().to_path_buf();
+        prepare_private_dir(&path).map_err(|source| Error::Open {
+            path: path.clone(),
+            source: sled::Error::Io(source),
+        })?;
         // sled releases its file lock from background threads shortly after the last handle
         // is dropped, so reopening a database this process just closed may briefly find it
         // locked: wait for that (bounded) instead of failing. A lock held by another process,
@@ -213,6 +374,16 @@ impl Store {
         if let Ok(c) = std::fs::canonicalize(&path) {
             lock(opened_here()).insert(c, Arc::downgrade(&store.inner));
         }
+        narrow_file_modes(&path);
+        let holder = LockHolder {
+            pid: std::process::id(),
+            started_at: chrono::Utc::now(),
+            command: command.to_owned(),
+        };
+        holder.write(&path).map_err(|source| Error::Open {
+            path: path.clone(),
+            source: sled::Error::Io(source),
+        })?;
         Ok(store)
     }
 

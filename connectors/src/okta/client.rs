@@ -297,7 +297,7 @@ impl OktaClient {
                 if wait > inner.config.max_rate_limit_wait {
                     return Outcome::Done(Err(error));
                 }
-                inner.limiter.block_for(wait, received);
+                inner.limiter.block_for(wait, received, rate.reset);
                 let request_id = header_string(&response_headers, "x-okta-request-id");
                 Outcome::Retry {
                     error,

@@ -225,12 +225,18 @@ impl RateLimiter {
     }
 
     /// After a 429: nobody sends before `wait` has passed from local time `now`.
-    pub(crate) fn block_for(&self, wait: Duration, now: SystemTime) {
+    /// `announced_reset` is the 429's `X-Rate-Limit-Reset` (epoch seconds), if it had one.
+    pub(crate) fn block_for(&self, wait: Duration, now: SystemTime, announced_reset: Option<i64>) {
         let until = epoch_ms(now) + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2);
         let mut state = self.lock();
         state.blocked_until_ms = state.blocked_until_ms.max(until);
         if let Some(w) = &mut state.window {
-            w.remaining = 0;
+            // The window's budget is spent unless the 429 announced a reset before the
+            // window's end: then it was a burst or concurrency limit, and waiting until that
+            // reset is enough (zeroing the budget would wait for the end of the window).
+            if announced_reset.is_none_or(|reset| reset.saturating_mul(1000) >= w.reset_ms) {
+                w.remaining = 0;
+            }
         }
     }
 }
@@ -387,7 +393,7 @@ mod tests {
     #[test]
     fn a_429_blocks_everyone_until_the_delay_passed() {
         let limiter = RateLimiter::new(0.1);
-        limiter.block_for(Duration::from_secs(3), at(100, 0));
+        limiter.block_for(Duration::from_secs(3), at(100, 0), None);
         match limiter.acquire(at(101, 0)) {
             Permit::WaitForReset { wait, .. } => assert_eq!(wait, Duration::from_secs(2)),
             other => panic!("{other:?}"),
@@ -396,6 +402,31 @@ mod tests {
             limiter.acquire(at(103, 0)),
             Permit::SendAfter(Duration::ZERO)
         );
+    }
+
+    #[test]
+    fn a_burst_429_with_an_earlier_reset_blocks_only_until_that_reset() {
+        let limiter = RateLimiter::new(0.1);
+        // A minute window with plenty left, ending at t=160 s.
+        limiter.observe(&headers(600, 590, 160, 100), at(100, 0));
+        // A burst 429 announcing a reset at t=101 (before the window's end).
+        limiter.observe(&headers(600, 0, 101, 100), at(100, 0));
+        limiter.block_for(Duration::from_secs(2), at(100, 0), Some(101));
+        assert!(matches!(
+            limiter.acquire(at(101, 0)),
+            Permit::WaitForReset { .. }
+        ));
+        // After the block the window's budget is still there: no wait until t=160.
+        assert_eq!(
+            limiter.acquire(at(102, 100)),
+            Permit::SendAfter(Duration::ZERO)
+        );
+        // A 429 announcing the window's own reset spends the budget.
+        limiter.block_for(Duration::from_secs(1), at(102, 200), Some(160));
+        assert!(matches!(
+            limiter.acquire(at(104, 0)),
+            Permit::WaitForReset { .. }
+        ));
     }
 
     #[test]
