@@ -274,6 +274,9 @@ async fn two_runs_deliver_exact_counts_and_compare_with_the_previous_report() {
     let history = report.engine().history();
     let main = history.by_flow(RUN_USER_STATUS_REPORT, 10).unwrap();
     assert_eq!(main.len(), 2);
+    // The recorded output is the outcome itself (no count mistaken for a secret).
+    let recorded: ReportOutcome = serde_json::from_value(main[0].output.clone()).unwrap();
+    assert_eq!(recorded, second);
     let tree = history.tree(main[0].id).unwrap().unwrap();
     for helper in [EXTRACT_ALL_USERS, SEND_SUMMARY_EMAIL] {
         assert!(tree.find(helper).is_some(), "{helper} in the run's tree");

@@ -11,26 +11,65 @@ pub const REDACTED: &str = "[redacted]";
 /// Default size limit of a recorded input or output, in bytes of JSON.
 pub const DEFAULT_PAYLOAD_LIMIT: usize = 16 * 1024;
 
-/// Key fragments (lower case, without `_` and `-`) that mark a value as secret.
-const SECRET_KEYS: &[&str] = &[
-    "token",
-    "password",
+/// Words that mark a key as secret wherever they stand in it.
+const SECRET_ANYWHERE: &[&str] = &[
     "secret",
+    "secrets",
     "authorization",
     "apikey",
     "privatekey",
     "clientsecret",
+    "passwd",
 ];
 
-/// Whether a JSON object key names a secret (case and `_`/`-` insensitive, anywhere in the key:
-/// `access_token`, `Authorization`, `apiKey`, `client-secret`, `PRIVATE_KEY`).
+/// Words that mark a key as secret when they end it (`smtp_password`, `accessToken`), but not
+/// when other words follow (`PASSWORD_EXPIRED` is a user status, `passwordChanged` a date).
+const SECRET_LAST: &[&str] = &["token", "password"];
+
+/// Whether a JSON object key names a secret. The key is split into lower-case words at `_`,
+/// `-`, `.`, spaces and camelCase humps; it is secret when a word (or two adjacent words
+/// joined, as in `api_key`) is one of the secret words, or when it ends in `token` or
+/// `password`: `access_token`, `Authorization`, `apiKey`, `X-Api-Key`, `client-secret`,
+/// `PRIVATE_KEY`, `privateKeyPem`, `smtpPassword` are secret; `PASSWORD_EXPIRED`,
+/// `passwordChanged` and `token_type` are not.
 pub fn is_secret_key(key: &str) -> bool {
-    let normal: String = key
-        .chars()
-        .filter(|c| *c != '_' && *c != '-')
-        .flat_map(char::to_lowercase)
-        .collect();
-    SECRET_KEYS.iter().any(|secret| normal.contains(secret))
+    let words = words(key);
+    let joined_pairs = words
+        .windows(2)
+        .map(|pair| format!("{}{}", pair[0], pair[1]));
+    words
+        .iter()
+        .cloned()
+        .chain(joined_pairs)
+        .any(|word| SECRET_ANYWHERE.contains(&word.as_str()))
+        || words
+            .last()
+            .is_some_and(|last| SECRET_LAST.contains(&last.as_str()))
+}
+
+/// Splits a key into lower-case words at separators and lower-to-upper case changes.
+fn words(key: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut current = String::new();
+    let mut previous_lower = false;
+    for c in key.chars() {
+        if !c.is_alphanumeric() {
+            if !current.is_empty() {
+                words.push(std::mem::take(&mut current));
+            }
+            previous_lower = false;
+            continue;
+        }
+        if c.is_uppercase() && previous_lower && !current.is_empty() {
+            words.push(std::mem::take(&mut current));
+        }
+        previous_lower = c.is_lowercase() || c.is_ascii_digit();
+        current.extend(c.to_lowercase());
+    }
+    if !current.is_empty() {
+        words.push(current);
+    }
+    words
 }
 
 /// Replaces every value under a secret-looking key, at any depth, by [`REDACTED`].
@@ -89,10 +128,26 @@ mod tests {
             "client-secret",
             "PASSWORD",
             "smtpPassword",
+            "privateKeyPem",
+            "private_key_pem",
+            "refreshToken",
+            "OKTA_CLIENT_TOKEN",
+            "client_secret_value",
         ] {
             assert!(is_secret_key(key), "{key} should be secret");
         }
-        for key in ["user", "status", "email", "count", "org_url"] {
+        // Report data that merely mentions a secret word is kept: user statuses and dates.
+        for key in [
+            "user",
+            "status",
+            "email",
+            "count",
+            "org_url",
+            "PASSWORD_EXPIRED",
+            "passwordChanged",
+            "password_changed",
+            "token_type",
+        ] {
             assert!(!is_secret_key(key), "{key} should not be secret");
         }
     }
