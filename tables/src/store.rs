@@ -321,11 +321,13 @@ fn narrow_file_modes(dir: &Path) {
 impl Drop for Inner {
     fn drop(&mut self) {
         // Still holding sled's lock here (the database is closed after this body): remove
-        // the record if it is still this process's.
+        // the record if it is still this process's, and narrow the modes of new files.
         if let Some(path) = &self.path {
             if LockHolder::read(path).is_some_and(|h| h.pid == std::process::id()) {
                 let _ = std::fs::remove_file(path.join(LOCK_FILE));
             }
+            // Files sled created while open (snapshots, blobs) got the umask's modes.
+            narrow_file_modes(path);
         }
     }
 }
@@ -777,6 +779,77 @@ mod tests {
     fn store_is_clone_send_sync_debug() {
         fn check<T: Clone + Send + Sync + std::fmt::Debug>() {}
         check::<Store>();
+    }
+
+    #[test]
+    fn the_lock_record_names_this_process_and_goes_away_on_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("nested").join("db");
+        let store = Store::open_as(&db, "flowkit test").unwrap();
+        let holder = LockHolder::read(&db).unwrap();
+        assert_eq!(holder.pid, std::process::id());
+        assert_eq!(holder.command, "flowkit test");
+        assert!((chrono::Utc::now() - holder.started_at).num_seconds() < 60);
+
+        // A second open in this process is refused naming the holder.
+        match Store::open(&db) {
+            Err(e @ Error::Locked { .. }) => {
+                let message = e.to_string();
+                assert!(
+                    message.contains(&format!("process {} (`flowkit test`", holder.pid)),
+                    "{message}"
+                );
+                assert!(message.contains("started 20"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        drop(store);
+        assert!(!db.join(LOCK_FILE).exists(), "removed on close");
+    }
+
+    #[test]
+    fn a_stale_record_does_not_block_and_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        // What a killed process leaves: a record naming it (sled's lock died with it).
+        std::fs::write(
+            dir.path().join(LOCK_FILE),
+            br#"{"pid":999999,"started_at":"2020-01-01T00:00:00Z","command":"flowkit run"}"#,
+        )
+        .unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            LockHolder::read(dir.path()).unwrap().pid,
+            std::process::id()
+        );
+        drop(store);
+        // An unreadable record is no obstacle either.
+        std::fs::write(dir.path().join(LOCK_FILE), b"\xff garbage").unwrap();
+        drop(Store::open(dir.path()).unwrap());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_database_directory_and_files_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        // An existing directory open to others is narrowed too.
+        std::fs::create_dir(&db).unwrap();
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let store = Store::open(&db).unwrap();
+        let t = store.create_table("T", &[Column::text("a")]).unwrap();
+        t.create_row(&[("a", crate::Value::from("x"))]).unwrap();
+        store.flush().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&db), 0o700);
+        assert_eq!(mode(&db.join(LOCK_FILE)), 0o600);
+        drop((t, store));
+        for entry in std::fs::read_dir(&db).unwrap() {
+            let path = entry.unwrap().path();
+            let m = mode(&path);
+            assert_eq!(m & 0o077, 0, "{} has mode {m:o}", path.display());
+        }
     }
 
     #[test]

@@ -317,10 +317,29 @@ fn read_pem(value: String) -> Result<Secret, Error> {
     std::fs::read_to_string(&value)
         .map(Secret::new)
         .map_err(|e| {
+            // Only a value that is plainly a path is quoted: anything else may be key
+            // material without its PEM lines (or a JWK).
+            let shown = if looks_like_a_path(&value) {
+                value.clone()
+            } else {
+                format!("a value of {} characters, not shown", value.chars().count())
+            };
             Error::config(format!(
-                "OKTA_CLIENT_PRIVATEKEY is neither PEM text nor a readable file ({value}: {e})"
+                "OKTA_CLIENT_PRIVATEKEY is neither PEM text (a `-----BEGIN` line) nor the path \
+                 of a readable file ({shown}: {e})"
             ))
         })
+}
+
+/// A short, single-word value that starts like a path or ends with a key file's extension.
+fn looks_like_a_path(value: &str) -> bool {
+    let lower = value.to_ascii_lowercase();
+    value.len() <= 512
+        && !value.chars().any(char::is_whitespace)
+        && (value.starts_with(['/', '.', '~', '\\'])
+            || [".pem", ".key", ".p8", ".der", ".txt", ".json"]
+                .iter()
+                .any(|ext| lower.ends_with(ext)))
 }
 
 #[cfg(test)]
@@ -414,6 +433,28 @@ mod tests {
         ])
         .unwrap_err();
         assert!(err.to_string().contains("REQUESTTIMEOUT"), "{err}");
+    }
+
+    #[test]
+    fn key_material_that_is_not_pem_is_not_quoted_in_errors() {
+        for key in [
+            "MIIEvAIBADANBgkqhkiG9w0BAQEFAASCBKYwggSiAgEAAoIBAQCsecretbody",
+            r#"{"kty":"RSA","d":"c2VjcmV0LWV4cG9uZW50","n":"AQAB"}"#,
+        ] {
+            let err = from_map(&[
+                ("OKTA_CLIENT_ORGURL", "https://a.okta.com"),
+                ("OKTA_CLIENT_AUTHORIZATIONMODE", "PrivateKey"),
+                ("OKTA_CLIENT_CLIENTID", "0oa123"),
+                ("OKTA_CLIENT_PRIVATEKEY", key),
+            ])
+            .unwrap_err();
+            let message = err.to_string();
+            assert!(message.contains("OKTA_CLIENT_PRIVATEKEY"), "{message}");
+            assert!(
+                !message.contains("secret") && !message.contains("c2Vj"),
+                "{message}"
+            );
+        }
     }
 
     #[test]
