@@ -411,6 +411,7 @@ impl Content {
         let mut last: Vec<u8> = Vec::new();
         for item in self.tree().iter() {
             let (key, block) = item?;
+            blocks::note_scanned(self.tree(), &key, block.len())?;
             let damaged = |d: String| self.def.corrupt(&key, format!("block: {d}"));
             let mut block_last: Option<&[u8]> = None;
             for r in blocks::BlockRows::new(&block).map_err(damaged)? {
@@ -661,6 +662,9 @@ impl Rows {
                     Ok(kv) => kv,
                     Err(e) => return Some(Err(e.into())),
                 };
+                if let Err(e) = blocks::note_scanned(content.tree(), &key, block.len()) {
+                    return Some(Err(e));
+                }
                 match blocks::rows_of(&content.def.name, &key, &block) {
                     Ok(rows) => *buffer = rows.into_iter(),
                     Err(e) => return Some(Err(e)),
