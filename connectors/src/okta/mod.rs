@@ -32,3 +32,10 @@ pub use pages::{
     PageRequest, UserDirectory, UserPage, UserQuery, MAX_PAGE_SIZE,
 };
 pub use rate_limit::{RateLimitSnapshot, RateLimiter};
+
+/// The `rel="next"` target among `Link` header values, as the client finds it. Exposed only
+/// for the fuzz targets in `fuzz/`; not part of the API.
+#[doc(hidden)]
+pub fn find_next_link_for_fuzzing(headers: &[&str]) -> Result<Option<String>, String> {
+    link::find_next_link(headers.iter().copied())
+}
