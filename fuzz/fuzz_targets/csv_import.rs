@@ -30,13 +30,20 @@ fuzz_target!(|data: &[u8]| {
     b.clear().expect("clear B");
     match a.import_csv(data) {
         Ok(summary) => {
-            assert_eq!(a.len().expect("len"), summary.rows, "every row of the file is stored");
+            assert_eq!(
+                a.len().expect("len"),
+                summary.rows,
+                "every row of the file is stored"
+            );
             let mut csv = Vec::new();
             let exported = a
                 .export_csv_with(&mut csv, ExportOptions::raw())
                 .expect("export");
             let again = b.import_csv(csv.as_slice()).unwrap_or_else(|e| {
-                panic!("re-import of an export failed: {e}\n{}", String::from_utf8_lossy(&csv))
+                panic!(
+                    "re-import of an export failed: {e}\n{}",
+                    String::from_utf8_lossy(&csv)
+                )
             });
             assert_eq!(again.rows, exported);
             assert_eq!(b.len().expect("len"), a.len().expect("len"));

@@ -11,7 +11,10 @@ fuzz_target!(|data: &[u8]| {
     let headers: Vec<&str> = text.split('\n').collect();
     let once = connectors::okta::find_next_link_for_fuzzing(&headers);
     if let Ok(Some(target)) = &once {
-        assert!(!target.contains('>'), "a target never holds the closing bracket: {target:?}");
+        assert!(
+            !target.contains('>'),
+            "a target never holds the closing bracket: {target:?}"
+        );
     }
     // The same headers sent twice announce the same next link.
     let twice: Vec<&str> = headers.iter().chain(headers.iter()).copied().collect();
