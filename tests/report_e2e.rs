@@ -450,3 +450,55 @@ async fn a_malicious_org_name_is_escaped_in_the_email() {
         .unwrap()
         .contains(evil));
 }
+
+/// Counts the page requests in flight at once.
+struct InFlight {
+    inner: OktaClient,
+    now: AtomicUsize,
+    max: AtomicUsize,
+}
+
+#[flowkit::flow_core::async_trait]
+impl UserDirectory for InFlight {
+    async fn fetch_page(
+        &self,
+        request: &PageRequest,
+    ) -> Result<UserPage, flowkit::connectors::okta::Error> {
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        let page = self.inner.fetch_page(request).await;
+        self.now.fetch_sub(1, Ordering::SeqCst);
+        page
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cursor_bound_limits_concurrent_requests_and_stays_exact() {
+    let fx = Fixture::new(2_000, 13).await;
+    let dir = tempfile::tempdir().unwrap();
+    for cursors in [1, 3] {
+        let directory = Arc::new(InFlight {
+            inner: OktaClient::new(fx.sim.client_config()).unwrap(),
+            now: AtomicUsize::new(0),
+            max: AtomicUsize::new(0),
+        });
+        let store = Store::open(dir.path().join(format!("db{cursors}"))).unwrap();
+        write_config(&store, &good_config("Bound")).unwrap();
+        let outbox =
+            mailer_from_spec(&format!("outbox:{}", dir.path().display()), |_| None).unwrap();
+        let report = UserStatusReport::builder(store, directory.clone(), outbox)
+            .org_url(fx.sim.url())
+            .cursors(cursors)
+            .build()
+            .unwrap();
+        let outcome = report.run().await.unwrap();
+        assert_eq!(outcome.counts.as_map(), &fx.truth());
+        let max = directory.max.load(Ordering::SeqCst);
+        assert!(
+            max <= cursors,
+            "{max} requests in flight with {cursors} cursors"
+        );
+        assert_eq!(max, cursors, "the bound is used");
+    }
+}

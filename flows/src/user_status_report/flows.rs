@@ -346,6 +346,7 @@ pub struct ExtractAllUsers {
     pub(super) org: String,
     pub(super) partitions: Vec<UserQuery>,
     pub(super) prefetch: usize,
+    pub(super) cursors: usize,
 }
 
 #[async_trait]
@@ -417,8 +418,12 @@ impl Flow for ExtractAllUsers {
         });
         // Every cursor runs to its own end even if another fails, so that each saves as much
         // progress as it can for a resumed run; then the first failure fails the extraction.
+        let summaries: Vec<_> = futures::stream::iter(streams)
+            .buffer_unordered(self.cursors.max(1))
+            .collect()
+            .await;
         let mut pages = 0;
-        for summary in futures::future::join_all(streams).await {
+        for summary in summaries {
             pages += summary?.processed;
         }
 

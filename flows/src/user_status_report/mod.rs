@@ -147,6 +147,7 @@ impl UserStatusReport {
             from: DEFAULT_FROM.to_string(),
             partitions: every_user_partitions(),
             prefetch: 2,
+            cursors: 8,
             templates: None,
             groups: Vec::new(),
             undelivered: None,
@@ -180,6 +181,7 @@ pub struct UserStatusReportBuilder {
     from: String,
     partitions: Vec<UserQuery>,
     prefetch: usize,
+    cursors: usize,
     templates: Option<ReportTemplates>,
     groups: Vec<StatusGroup>,
     undelivered: Option<PathBuf>,
@@ -203,6 +205,20 @@ impl UserStatusReportBuilder {
     /// The queries whose union is every user (default: one `filter=status eq "X"` per status).
     pub fn partitions(mut self, partitions: Vec<UserQuery>) -> Self {
         self.partitions = partitions;
+        self
+    }
+
+    /// How many cursors (partitions) are read at once (default 8: all statuses). They share
+    /// the Okta client's rate-limit budget; fewer cursors mean fewer concurrent requests, which
+    /// matters for orgs with a low concurrency limit.
+    pub fn cursors(mut self, cursors: usize) -> Self {
+        self.cursors = cursors.max(1);
+        self
+    }
+
+    /// Pages each cursor fetches ahead of the table writes (default 2).
+    pub fn prefetch(mut self, pages: usize) -> Self {
+        self.prefetch = pages.max(1);
         self
     }
 
@@ -271,6 +287,7 @@ impl UserStatusReportBuilder {
             org: self.org,
             partitions: self.partitions,
             prefetch: self.prefetch,
+            cursors: self.cursors,
         })?;
         engine.register(WriteUserToTable)?;
         engine.register(InitializeSummaryTable)?;
