@@ -15,3 +15,6 @@
 
 pub mod mail;
 pub mod okta;
+mod secret;
+
+pub use secret::Secret;

@@ -48,7 +48,6 @@ mod gmail;
 mod graph;
 mod http;
 mod outbox;
-mod secret;
 mod smtp;
 mod spec;
 
@@ -56,6 +55,7 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 
+pub use crate::Secret;
 pub use email::{parse_address, parse_address_list, Attachment, BccHeader, Email, InlineImage};
 pub use error::{AddressField, Error, Service};
 pub use gmail::{GmailConfig, GmailMailer, ServiceAccountKey};
@@ -63,7 +63,6 @@ pub use graph::{GraphConfig, GraphMailer};
 pub use http::RetryPolicy;
 pub use lettre::message::Mailbox;
 pub use outbox::OutboxMailer;
-pub use secret::Secret;
 pub use smtp::{SmtpAuth, SmtpConfig, SmtpMailer, SmtpMechanism, SmtpSecurity};
 pub use spec::{mailer_from_spec, DEFAULT_OUTBOX};
 

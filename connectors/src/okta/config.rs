@@ -2,47 +2,13 @@
 //! environment variables ([`OktaConfig::from_env`]) or from any key/value source
 //! ([`OktaConfig::from_env_map`]). The org URL is checked the way the official SDKs check it.
 
-use std::fmt;
 use std::time::Duration;
 
 use url::Url;
 
 use super::Error;
 
-/// A secret string (API token, private key, access token). `Debug` prints `[redacted]`, there
-/// is no `Display`, and the value is only reachable through [`Secret::expose`].
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The secret itself, for the one place that must send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl From<String> for Secret {
-    fn from(value: String) -> Self {
-        Secret(value)
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(value: &str) -> Self {
-        Secret(value.to_owned())
-    }
-}
+pub use crate::Secret;
 
 /// How requests are authenticated.
 #[derive(Clone, Debug)]

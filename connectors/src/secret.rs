@@ -1,8 +1,9 @@
-//! A string that must never be printed: passwords, client secrets, access tokens, private keys.
+//! A string that must never be printed: API tokens, passwords, client secrets, access tokens,
+//! private keys. One type for every connector, re-exported as `okta::Secret` and `mail::Secret`.
 
 use std::fmt;
 
-/// A secret value (password, client secret, access token, private key).
+/// A secret value (API token, password, client secret, access token, private key).
 ///
 /// Its `Debug` output is `[redacted]` and it has no `Display`, so it cannot end up in a log line,
 /// an error message or a `{:?}` dump of a configuration by accident. Read it with
