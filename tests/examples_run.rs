@@ -61,7 +61,8 @@ fn number_after(output: &str, label: &str) -> u64 {
     let digits: String = output[start..]
         .chars()
         .skip_while(|c| c.is_whitespace())
-        .take_while(char::is_ascii_digit)
+        .take_while(|c| c.is_ascii_digit() || *c == ',') // thousands separators
+        .filter(char::is_ascii_digit)
         .collect();
     digits
         .parse()
@@ -174,4 +175,46 @@ fn scheduled_report_delivers_one_report_per_fire_and_stops_after_the_runs() {
     assert!(fire_times[1] - fire_times[0] >= Days::seconds(1));
     // The second run compared with the first.
     assert_eq!(runs[0].output["previous_total"], runs[1].output["total"]);
+}
+
+#[test]
+fn the_demo_runs_twice_and_the_second_run_compares_with_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db_arg = db.to_str().unwrap();
+    let first = run_example("user_status_report", &["--users", "700", "--db", db_arg]);
+    assert!(first.contains("700 users extracted"), "{first}");
+    assert!(first.contains("First report on this database"), "{first}");
+    let second = run_example("user_status_report", &["--users", "700", "--db", db_arg]);
+    assert!(second.contains("Compared with the report of"), "{second}");
+
+    // Both emails are in the outbox beside the database, and the second compares with the
+    // first report's total.
+    let store = Store::open(&db).unwrap();
+    assert_eq!(
+        store.table(schema::REPORT_HISTORY).unwrap().len().unwrap(),
+        2
+    );
+    let emls = std::fs::read_dir(dir.path().join("outbox"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "eml")
+        })
+        .count();
+    assert_eq!(emls, 2);
+    let first_total = number_after(&first, "Total Users*");
+    // The total row reads: label, current, previous, change, percentage.
+    let second_row = &second[second.find("Total Users*").unwrap()..];
+    let previous: String = second_row
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    assert_eq!(previous.parse::<u64>().unwrap(), first_total);
 }
