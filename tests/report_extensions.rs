@@ -186,3 +186,41 @@ async fn a_replaced_template_is_used_for_both_parts() {
     let err = ReportTemplates::from_files(&html, &text).unwrap_err();
     assert!(err.to_string().contains("mine.html.hbs"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chosen_list_of_statuses_sets_the_rows_and_the_total_still_counts_everyone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, store) = setup(dir.path()).await;
+    let client = Arc::new(OktaClient::new(sim.client_config()).unwrap());
+    let report = UserStatusReport::builder(store, client, outbox(dir.path()))
+        .org_url(sim.url())
+        .statuses(&["SUSPENDED", "ACTIVE"])
+        .group("Inactive", &["SUSPENDED", "LOCKED_OUT"])
+        .build()
+        .unwrap();
+    let outcome = report.run().await.unwrap();
+    let eml = std::fs::read(&outcome.delivery.files[0]).unwrap();
+    let text = text_body(&mailparse::parse_mail(&eml).unwrap()).expect("a text part");
+    let text_part = &text[text.find("User Status  ").expect("the text table")..];
+    let labels: Vec<&str> = text_part
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .filter(|l| !l.starts_with("User Status") && !l.starts_with("---"))
+        .map(|l| l.split("  ").next().unwrap())
+        .collect();
+    assert_eq!(labels, ["SUSPENDED", "ACTIVE", "Total Users*", "Inactive"]);
+    let total = flowkit::flows::user_status_report::summary::thousands(outcome.total);
+    let total_line = text_part
+        .lines()
+        .find(|l| l.starts_with("Total Users*"))
+        .unwrap();
+    assert!(total_line.contains(&total), "{total_line}");
+    assert!(outcome.total > outcome.counts.get("SUSPENDED") + outcome.counts.get("ACTIVE"));
+}
+
+fn text_body(part: &mailparse::ParsedMail) -> Option<String> {
+    if part.ctype.mimetype == "text/plain" {
+        return part.get_body().ok();
+    }
+    part.subparts.iter().find_map(text_body)
+}

@@ -12,7 +12,7 @@ use chrono_tz::Tz;
 use handlebars::Handlebars;
 use serde::Serialize;
 
-use super::summary::{ReportRow, ReportTable, TOTAL_FOOTNOTE};
+use super::summary::{ReportRow, ReportTable, DEPROVISIONED, TOTAL_FOOTNOTE};
 use crate::Error;
 
 const DEFAULT_HTML: &str = include_str!("../../templates/user_status_report.html.hbs");
@@ -92,7 +92,12 @@ impl EmailView {
         let widest = table
             .rows
             .iter()
-            .chain(table.below_total.iter().take(1))
+            .chain(
+                table
+                    .below_total
+                    .iter()
+                    .filter(|r| r.label == DEPROVISIONED),
+            )
             .flat_map(|r| [r.current_value, r.previous_value.unwrap_or(0)])
             .max()
             .unwrap_or(0);
@@ -107,7 +112,12 @@ impl EmailView {
         let chart = table
             .rows
             .iter()
-            .chain(table.below_total.iter().take(1))
+            .chain(
+                table
+                    .below_total
+                    .iter()
+                    .filter(|r| r.label == DEPROVISIONED),
+            )
             .map(|r| ChartBar {
                 label: r.label.clone(),
                 current: r.current.clone(),

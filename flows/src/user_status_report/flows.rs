@@ -16,7 +16,7 @@ use super::checkpoint::{Checkpoints, CursorCheckpoint, ExtractionCheckpoint};
 use super::config::ReportConfig;
 use super::email::{EmailView, ReportTemplates};
 use super::schema::{self, ReportTables};
-use super::summary::{ReportTable, StatusCounts, StatusGroup, STATUSES};
+use super::summary::{ReportLayout, ReportTable, StatusCounts, STATUSES};
 use super::{DeliveryInfo, ReportOutcome};
 use crate::Error;
 
@@ -802,7 +802,7 @@ pub struct SendSummaryEmail {
     pub(super) mailer: Arc<dyn Mailer>,
     pub(super) from: String,
     pub(super) templates: Arc<ReportTemplates>,
-    pub(super) groups: Vec<StatusGroup>,
+    pub(super) layout: ReportLayout,
     pub(super) undelivered: Option<PathBuf>,
 }
 
@@ -856,7 +856,7 @@ impl SendSummaryEmail {
     fn compose(&self, input: &EmailRequest) -> Result<Email, Error> {
         let config = &input.config;
         let previous_counts = input.previous.as_ref().map(|p| &p.counts);
-        let table = ReportTable::build(&input.counts, previous_counts, &self.groups);
+        let table = ReportTable::build_for(&input.counts, previous_counts, &self.layout);
         let view = EmailView::new(
             &config.org,
             config.logo.as_deref(),

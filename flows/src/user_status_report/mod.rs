@@ -58,7 +58,7 @@ pub use self::flows::{
     CALCULATE_STATUS_TOTALS, EXTRACT_ALL_USERS, INITIALIZE_SUMMARY_TABLE, RUN_USER_STATUS_REPORT,
     SEND_SUMMARY_EMAIL, WRITE_USER_TO_TABLE,
 };
-pub use self::summary::{StatusCounts, StatusGroup};
+pub use self::summary::{ReportLayout, StatusCounts, StatusGroup};
 
 /// The default sender address.
 pub const DEFAULT_FROM: &str = "flowkit <flowkit@localhost>";
@@ -149,7 +149,7 @@ impl UserStatusReport {
             prefetch: 2,
             cursors: 8,
             templates: None,
-            groups: Vec::new(),
+            layout: ReportLayout::default(),
             undelivered: None,
             after_totals: Vec::new(),
         }
@@ -183,7 +183,7 @@ pub struct UserStatusReportBuilder {
     prefetch: usize,
     cursors: usize,
     templates: Option<ReportTemplates>,
-    groups: Vec<StatusGroup>,
+    layout: ReportLayout,
     undelivered: Option<PathBuf>,
     after_totals: Vec<flows::AfterTotals>,
 }
@@ -228,9 +228,17 @@ impl UserStatusReportBuilder {
         self
     }
 
+    /// Shows only these statuses above the total, in this order (default: all eight, and any
+    /// status Okta adds later). The total still counts every user except DEPROVISIONED ones;
+    /// list `DEPROVISIONED` to keep its row under the total.
+    pub fn statuses(mut self, statuses: &[&str]) -> Self {
+        self.layout.statuses = Some(statuses.iter().map(|s| s.to_string()).collect());
+        self
+    }
+
     /// Adds rows under the total that sum statuses, e.g. "Inactive" = SUSPENDED + LOCKED_OUT.
     pub fn group(mut self, label: impl Into<String>, statuses: &[&str]) -> Self {
-        self.groups.push(StatusGroup {
+        self.layout.groups.push(StatusGroup {
             label: label.into(),
             statuses: statuses.iter().map(|s| s.to_string()).collect(),
         });
@@ -296,7 +304,7 @@ impl UserStatusReportBuilder {
             mailer: self.mailer,
             from: self.from,
             templates: Arc::new(templates),
-            groups: self.groups,
+            layout: self.layout,
             undelivered,
         })?;
         Ok(UserStatusReport { engine })

@@ -161,37 +161,69 @@ pub struct StatusGroup {
     pub statuses: Vec<String>,
 }
 
+/// Which rows the report shows: the statuses above the total (all of them, in report order,
+/// by default) and the groups below it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportLayout {
+    /// The statuses shown, in this order; `None` shows every status. `DEPROVISIONED` is shown
+    /// under the total when listed (or by default). The total always counts every user except
+    /// DEPROVISIONED ones, shown or not, as its footnote says.
+    pub statuses: Option<Vec<String>>,
+    /// Rows under the total that add up statuses.
+    pub groups: Vec<StatusGroup>,
+}
+
 impl ReportTable {
-    /// Builds the table from the current counts and, if there was one, the previous report's.
+    /// Builds the table with every status and the given groups.
     pub fn build(
         current: &StatusCounts,
         previous: Option<&StatusCounts>,
         groups: &[StatusGroup],
     ) -> Self {
-        let mut statuses = current.statuses();
-        if let Some(prev) = previous {
-            for s in prev.statuses() {
-                if !statuses.contains(&s) {
-                    statuses.push(s);
+        let layout = ReportLayout {
+            statuses: None,
+            groups: groups.to_vec(),
+        };
+        Self::build_for(current, previous, &layout)
+    }
+
+    /// Builds the table from the current counts and, if there was one, the previous report's,
+    /// with the rows `layout` asks for.
+    pub fn build_for(
+        current: &StatusCounts,
+        previous: Option<&StatusCounts>,
+        layout: &ReportLayout,
+    ) -> Self {
+        let statuses: Vec<&str> = match &layout.statuses {
+            Some(list) => list.iter().map(String::as_str).collect(),
+            None => {
+                let mut all = current.statuses();
+                if let Some(prev) = previous {
+                    for s in prev.statuses() {
+                        if !all.contains(&s) {
+                            all.push(s);
+                        }
+                    }
                 }
+                all
             }
-        }
+        };
+        let row = |s: &str| ReportRow::new(s, current.get(s), previous.map(|p| p.get(s)));
         let rows = statuses
             .iter()
             .filter(|s| **s != DEPROVISIONED)
-            .map(|s| ReportRow::new(*s, current.get(s), previous.map(|p| p.get(s))))
+            .map(|s| row(s))
             .collect();
         let total = ReportRow::new(
             TOTAL_LABEL,
             current.total(),
             previous.map(StatusCounts::total),
         );
-        let mut below_total = vec![ReportRow::new(
-            DEPROVISIONED,
-            current.get(DEPROVISIONED),
-            previous.map(|p| p.get(DEPROVISIONED)),
-        )];
-        for group in groups {
+        let mut below_total = Vec::new();
+        if statuses.contains(&DEPROVISIONED) {
+            below_total.push(row(DEPROVISIONED));
+        }
+        for group in &layout.groups {
             let sum = |c: &StatusCounts| group.statuses.iter().map(|s| c.get(s)).sum::<u64>();
             below_total.push(ReportRow::new(
                 group.label.clone(),
@@ -395,6 +427,24 @@ mod tests {
             (suspended.change.as_str(), suspended.percent.as_str()),
             ("−1", "−100.0%")
         );
+    }
+
+    #[test]
+    fn a_layout_chooses_the_status_rows_but_the_total_counts_everyone() {
+        let current = StatusCounts::from_pairs([
+            ("ACTIVE", 10),
+            ("SUSPENDED", 2),
+            ("STAGED", 5),
+            ("DEPROVISIONED", 4),
+        ]);
+        let layout = ReportLayout {
+            statuses: Some(vec!["SUSPENDED".into(), "ACTIVE".into()]),
+            groups: vec![],
+        };
+        let table = ReportTable::build_for(&current, None, &layout);
+        let labels: Vec<&str> = table.all_rows().map(|r| r.label.as_str()).collect();
+        assert_eq!(labels, ["SUSPENDED", "ACTIVE", TOTAL_LABEL]);
+        assert_eq!(table.total.current_value, 17);
     }
 
     #[test]
