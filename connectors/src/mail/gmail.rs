@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
-use super::http::{api_url, request_token, retry_after, transport_error, with_retries, TokenCache};
+use super::http::{
+    api_error, api_url, request_token, retry_after, transport_error, with_retries, TokenCache,
+};
 use super::{
     BccHeader, Delivery, DeliveryKind, Email, Error, Mailer, RetryPolicy, Secret, Service,
 };
@@ -222,7 +224,7 @@ impl GmailMailer {
             let value: serde_json::Value = serde_json::from_slice(&answer).unwrap_or_default();
             return Ok(value["id"].as_str().unwrap_or_default().to_owned());
         }
-        let (code, message) = google_error(&answer);
+        let (code, message) = api_error(&answer, google_error_code);
         let rate_limited = status == 403
             && matches!(
                 code.as_deref(),
@@ -239,19 +241,11 @@ impl GmailMailer {
     }
 }
 
-/// The first `error.errors[].reason` (else `error.status`) and `error.message` of a Google error.
-fn google_error(body: &[u8]) -> (Option<String>, String) {
-    let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-    let error = &value["error"];
-    let code = error["errors"][0]["reason"]
+/// The first `error.errors[].reason` (else `error.status`) of a Google error.
+fn google_error_code(error: &serde_json::Value) -> Option<&str> {
+    error["errors"][0]["reason"]
         .as_str()
         .or_else(|| error["status"].as_str())
-        .map(str::to_owned);
-    let message = match error["message"].as_str() {
-        Some(message) => message.to_owned(),
-        None => String::from_utf8_lossy(body).chars().take(300).collect(),
-    };
-    (code, message)
 }
 
 #[async_trait]

@@ -6,7 +6,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use base64::Engine as _;
 
-use super::http::{api_url, request_token, retry_after, transport_error, with_retries, TokenCache};
+use super::http::{
+    api_error, api_url, request_token, retry_after, transport_error, with_retries, TokenCache,
+};
 use super::{
     BccHeader, Delivery, DeliveryKind, Email, Error, Mailer, RetryPolicy, Secret, Service,
 };
@@ -137,7 +139,7 @@ impl GraphMailer {
         }
         let wait = retry_after(response.headers());
         let answer = response.bytes().await.unwrap_or_default();
-        let (code, message) = graph_error(&answer);
+        let (code, message) = api_error(&answer, graph_error_code);
         Err(Error::Api {
             service: Service::Graph,
             status,
@@ -149,16 +151,9 @@ impl GraphMailer {
     }
 }
 
-/// `error.code` and `error.message` of a Graph error answer (or the raw text).
-fn graph_error(body: &[u8]) -> (Option<String>, String) {
-    let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-    let error = &value["error"];
-    let code = error["code"].as_str().map(str::to_owned);
-    let message = match error["message"].as_str() {
-        Some(message) => message.to_owned(),
-        None => String::from_utf8_lossy(body).chars().take(300).collect(),
-    };
-    (code, message)
+/// `error.code` of a Graph error answer.
+fn graph_error_code(error: &serde_json::Value) -> Option<&str> {
+    error["code"].as_str()
 }
 
 #[async_trait]

@@ -226,6 +226,23 @@ pub(crate) async fn request_token(
     })
 }
 
+/// The code and message of a JSON API error answer `{"error": {..., "message": ...}}`:
+/// `code_of` picks the code out of the `error` object (each API keeps it elsewhere); the message
+/// is `error.message`, or the start of the raw body when the answer is not that JSON.
+pub(crate) fn api_error(
+    body: &[u8],
+    code_of: fn(&serde_json::Value) -> Option<&str>,
+) -> (Option<String>, String) {
+    let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let error = &value["error"];
+    let code = code_of(error).map(str::to_owned);
+    let message = match error["message"].as_str() {
+        Some(message) => message.to_owned(),
+        None => String::from_utf8_lossy(body).chars().take(300).collect(),
+    };
+    (code, message)
+}
+
 /// `base` (scheme, host, optional path) joined with the given path segments, each percent-encoded.
 pub(crate) fn api_url(setting: &str, base: &str, segments: &[&str]) -> Result<String, Error> {
     let mut url = url::Url::parse(base).map_err(|e| Error::InvalidConfig {
