@@ -28,8 +28,8 @@ pub use config::{Credentials, OktaConfig, PrivateKeyCredentials, Secret};
 pub use error::Error;
 pub use model::{RawJson, User, UserProfile, UserStatus, UserType};
 pub use pages::{
-    every_user_partitions, list_every_user, list_pages, list_partitions, list_users, NextLink,
-    PageRequest, UserDirectory, UserPage, UserQuery, MAX_PAGE_SIZE,
+    every_user_partitions, list_every_user, list_pages, list_pages_from, list_partitions,
+    list_users, NextLink, PageRequest, UserDirectory, UserPage, UserQuery, MAX_PAGE_SIZE,
 };
 pub use rate_limit::{RateLimitSnapshot, RateLimiter};
 

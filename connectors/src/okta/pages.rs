@@ -137,12 +137,6 @@ pub trait UserDirectory: Send + Sync {
     async fn fetch_page(&self, request: &PageRequest) -> Result<UserPage, Error>;
 }
 
-enum Cursor {
-    First(UserQuery),
-    Next(NextLink),
-    Done,
-}
-
 /// The pages of one query, following `next` links until a page has none.
 ///
 /// A server that hands out a `next` link that was already followed gets
@@ -154,30 +148,41 @@ pub fn list_pages<D>(
 where
     D: UserDirectory + ?Sized + 'static,
 {
-    let start = (Cursor::First(query), HashSet::<NextLink>::new());
-    stream::unfold(start, move |(cursor, mut seen)| {
+    list_pages_from(directory, PageRequest::First(query))
+}
+
+/// [`list_pages`] starting at any page: the first page of a query, or a `next` link kept from
+/// an earlier extraction (a checkpoint), which then counts as already followed.
+pub fn list_pages_from<D>(
+    directory: Arc<D>,
+    start: PageRequest,
+) -> impl Stream<Item = Result<UserPage, Error>> + Send + 'static
+where
+    D: UserDirectory + ?Sized + 'static,
+{
+    let mut seen = HashSet::<NextLink>::new();
+    if let PageRequest::Next(link) = &start {
+        seen.insert(link.clone());
+    }
+    stream::unfold((Some(start), seen), move |(request, mut seen)| {
         let directory = Arc::clone(&directory);
         async move {
-            let request = match cursor {
-                Cursor::First(query) => PageRequest::First(query),
-                Cursor::Next(link) => PageRequest::Next(link),
-                Cursor::Done => return None,
-            };
+            let request = request?;
             match directory.fetch_page(&request).await {
                 Ok(page) => match &page.next {
-                    None => Some((Ok(page), (Cursor::Done, seen))),
+                    None => Some((Ok(page), (None, seen))),
                     Some(next) if !seen.insert(next.clone()) => {
                         let err = Error::RepeatedCursor {
                             url: next.as_str().to_owned(),
                         };
-                        Some((Err(err), (Cursor::Done, seen)))
+                        Some((Err(err), (None, seen)))
                     }
                     Some(next) => {
-                        let cursor = Cursor::Next(next.clone());
-                        Some((Ok(page), (cursor, seen)))
+                        let request = PageRequest::Next(next.clone());
+                        Some((Ok(page), (Some(request), seen)))
                     }
                 },
-                Err(err) => Some((Err(err), (Cursor::Done, seen))),
+                Err(err) => Some((Err(err), (None, seen))),
             }
         }
     })

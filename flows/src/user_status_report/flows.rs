@@ -5,8 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use connectors::mail::{Delivery, Email, InlineImage, Mailer, OutboxMailer};
-use connectors::okta::{list_pages, NextLink, User, UserDirectory, UserPage, UserQuery};
+use connectors::mail::{Delivery, Email, Mailer, OutboxMailer};
+use connectors::okta::{
+    list_pages_from, NextLink, PageRequest, User, UserDirectory, UserPage, UserQuery,
+};
 use flow_core::{async_trait, Flow, FlowContext, FlowError, StreamOptions};
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -391,9 +393,17 @@ impl Flow for ExtractAllUsers {
                     pages,
                 }) => {
                     already += users;
-                    Start::Next(next, users, pages)
+                    Start {
+                        request: PageRequest::Next(next),
+                        users,
+                        pages,
+                    }
                 }
-                None => Start::First(query.clone()),
+                None => Start {
+                    request: PageRequest::First(query.clone()),
+                    users: 0,
+                    pages: 0,
+                },
             };
             cursors.push((key, start));
         }
@@ -491,9 +501,11 @@ fn prepare_generation(
     Ok((generation.id().clone(), false))
 }
 
-enum Start {
-    First(UserQuery),
-    Next(NextLink, u64, u64),
+/// Where a cursor starts, and what it had written before (when resumed).
+struct Start {
+    request: PageRequest,
+    users: u64,
+    pages: u64,
 }
 
 /// The pages of one cursor as stream items for Write User to Table, fetched ahead by a task.
@@ -504,15 +516,12 @@ fn page_items(
     generation: GenerationId,
     prefetch: usize,
 ) -> impl Stream<Item = Result<UserPageBatch, FlowError>> + Send + 'static {
-    let (mut users, mut pages) = (0u64, 0u64);
-    let source = match start {
-        Start::First(query) => list_pages(directory, query).left_stream(),
-        Start::Next(next, u, p) => {
-            users = u;
-            pages = p;
-            resume_pages(directory, next).right_stream()
-        }
-    };
+    let Start {
+        request,
+        mut users,
+        mut pages,
+    } = start;
+    let source = list_pages_from(directory, request);
     let (tx, rx) = tokio::sync::mpsc::channel(prefetch.max(1));
     tokio::spawn(async move {
         let mut source = std::pin::pin!(source);
@@ -542,37 +551,6 @@ fn tokio_stream_from<T: Send + 'static>(
     mut rx: tokio::sync::mpsc::Receiver<T>,
 ) -> impl Stream<Item = T> + Send + 'static {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
-}
-
-/// `list_pages`, starting at a next link from a checkpoint.
-fn resume_pages(
-    directory: Arc<dyn UserDirectory>,
-    next: NextLink,
-) -> impl Stream<Item = Result<UserPage, connectors::okta::Error>> + Send + 'static {
-    use connectors::okta::PageRequest;
-    use std::collections::HashSet;
-    futures::stream::unfold(
-        (Some(next), HashSet::new(), directory),
-        |(cursor, mut seen, directory)| async move {
-            let link = cursor?;
-            seen.insert(link.clone());
-            match directory.fetch_page(&PageRequest::Next(link)).await {
-                Ok(page) => {
-                    let cursor = match &page.next {
-                        Some(n) if seen.contains(n) => {
-                            let err = connectors::okta::Error::RepeatedCursor {
-                                url: n.as_str().to_string(),
-                            };
-                            return Some((Err(err), (None, seen, directory)));
-                        }
-                        other => other.clone(),
-                    };
-                    Some((Ok(page), (cursor, seen, directory)))
-                }
-                Err(e) => Some((Err(e), (None, seen, directory))),
-            }
-        },
-    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -866,7 +844,6 @@ impl SendSummaryEmail {
             &table,
         );
         let rendered = self.templates.render(&view)?;
-        let inline_images: Vec<InlineImage> = Vec::new();
         Ok(Email {
             from: self.from.clone(),
             to: config.recipients.clone(),
@@ -875,7 +852,7 @@ impl SendSummaryEmail {
             subject: rendered.subject,
             text: rendered.text,
             html: rendered.html,
-            inline_images,
+            inline_images: Vec::new(),
             attachments: Vec::new(),
         })
     }
