@@ -116,11 +116,13 @@ impl Flow for RunUserStatusReport {
             .step("Read Config", async { read_config(&tables) })
             .await?;
 
-        // The last delivered export's size is a good guess of how many users there are: it
-        // lets a progress display show an ETA (Okta has no count endpoint).
-        let expected = tables.user_export.len().map_err(table_err)?;
-        if expected > 0 {
-            ctx.progress().set_expected(Some(expected));
+        // The last delivered report's number of users is a good guess of how many there are
+        // now: it lets a progress display show an ETA (Okta has no count endpoint). Read from
+        // the small User Summary table, not by scanning User Export; Initialize Summary Table
+        // reports any problem with it.
+        if let Ok(Some(last)) = read_previous(&tables) {
+            ctx.progress()
+                .set_expected(Some(last.counts.all_users()).filter(|n| *n > 0));
         }
         let extracted = ctx.call::<ExtractAllUsers>(ExtractRequest {}).await?;
         let previous = ctx
@@ -173,8 +175,8 @@ impl Flow for RunUserStatusReport {
             total: counts.total(),
             previous_total: previous.as_ref().map(|p| p.counts.total()),
             previous_counts: previous.as_ref().map(|p| p.counts.clone()),
+            users_extracted: counts.all_users(),
             counts,
-            users_extracted: extracted.users,
             resumed: extracted.resumed,
             generated_at: now,
             previous_generated_at: previous.map(|p| p.generated_at),
@@ -330,8 +332,6 @@ pub struct ExtractRequest {}
 pub struct Extracted {
     /// The pending User Export generation holding every user.
     pub generation: GenerationId,
-    /// Users in it.
-    pub users: u64,
     /// Whether an interrupted extraction was resumed.
     pub resumed: bool,
     /// Pages fetched by this run (not counting pages of an interrupted run).
@@ -437,17 +437,15 @@ impl Flow for ExtractAllUsers {
             pages += summary?.processed;
         }
 
-        let users = ctx
-            .step("Count Extracted Users", async {
-                let gen = export.resume_generation(&generation)?;
-                checkpoints.finish()?;
-                store.flush()?;
-                Ok::<_, Error>(gen.len()?)
-            })
-            .await?;
+        // The users are counted once, by Calculate Status Totals, not here.
+        ctx.step("Finish Extraction", async {
+            checkpoints.finish()?;
+            store.flush()?;
+            Ok::<_, Error>(())
+        })
+        .await?;
         Ok(Extracted {
             generation,
-            users,
             resumed,
             pages,
         })
